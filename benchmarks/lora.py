@@ -3,7 +3,7 @@
     python benchmarks/lora.py                       # tiny + small LLaMA, 8bit / 4bit / bf16 / fp32, CPU or GPU
     python benchmarks/lora.py --sizes small --modes 8bit,fp32 --steps 30 --json out.json
 
-For each model size and mode, the trainer's own code path (`persianllama.lora.checks.preflight`,
+For each model size and mode, the trainer's own code path (`persianllama.lora.preflight.preflight`,
 `model.build`, the optimizer and schedule of `train`) runs LoRA r=8 on every projection with an
 extended vocabulary (10 Persian words, embeddings trained in full) on the same packed Persian data:
 
@@ -182,11 +182,11 @@ def measure(cfg) -> dict:
     import torch
 
     from persianllama.data import BlockOrder, pack
-    from persianllama.lora.checks import plan_inputs, preflight
+    from persianllama.lora.preflight import plan_inputs, preflight
     from persianllama.lora.model import build, trainable
     from persianllama.lora.plan import activation_bytes, estimate
     from persianllama.lora.train import autocast, make_optimizer
-    from persianllama.train.schedule import warmup_cosine
+    from persianllama.run.schedule import warmup_cosine
 
     setup = preflight(cfg)
     plan = estimate(plan_inputs(setup))
@@ -268,7 +268,7 @@ def main() -> int:
     a = p.parse_args()
     import torch
 
-    from persianllama.train.plan import bf16_supported
+    from persianllama.run.device import bf16_supported
 
     torch.set_num_threads(a.threads)
     device = a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")

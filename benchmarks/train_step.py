@@ -41,10 +41,10 @@ def bare_loop(args, tokenizer_dir: Path, data, steps: int) -> list[float]:
     from transformers import AutoTokenizer
 
     from persianllama.data import BlockOrder
-    from persianllama.train import plan
+    from persianllama.train import preflight as plan
     from persianllama.train.config import ModelConfig, TrainConfig
     from persianllama.train.model import build_model, llama_config, param_groups
-    from persianllama.train.schedule import warmup_cosine
+    from persianllama.run.schedule import warmup_cosine
 
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     mcfg = ModelConfig(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads)
@@ -121,7 +121,7 @@ def main() -> int:
     # One process group for all runs, as the tests do: a run that creates its own also tears it down.
     import deepspeed
 
-    from persianllama.train.plan import dist_env
+    from persianllama.run.dist import dist_env
 
     dist_env()
     deepspeed.init_distributed(dist_backend="gloo")

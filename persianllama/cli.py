@@ -19,6 +19,7 @@ from persianllama.errors import UserError
 STAGES = [
     "persianllama.corpus.cli",
     "persianllama.tokenizer.cli",
+    "persianllama.data.cli",
     "persianllama.train.cli",
     "persianllama.lora.cli",
     "persianllama.eval.cli",

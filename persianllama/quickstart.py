@@ -183,7 +183,7 @@ def step_zero(cfg: QuickstartConfig, out: Path) -> dict:
              f"checkpoint.save_interval={max(10, cfg.zero_steps // 3)}", "log.progress_bar=false"],
             env={"OMP_NUM_THREADS": "1"}, log_file=out / "logs" / "zero.log",
         )
-    return _read_jsonl(run / "metrics.jsonl")
+    return summarize(run / "metrics.jsonl")
 
 
 def build_lora_base(out: Path) -> Path:
@@ -220,7 +220,7 @@ def step_lora(cfg: QuickstartConfig, out: Path) -> dict:
                "QUANTIZATION": "8bit", "PYTHON": sys.executable}
         run_cmd(["bash", str(ROOT / "scripts" / "lora_adapt.sh"), f"data.cache_dir={out / 'cache'}"], env=env,
                 log_file=out / "logs" / "lora.log")
-    return _read_jsonl(run / "metrics.jsonl")
+    return summarize(run / "metrics.jsonl")
 
 
 TASKS_DIR = ROOT / "corpora" / "sample" / "tasks"
@@ -270,10 +270,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _read_jsonl(path: Path) -> dict:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] \
-        if path.exists() else []
-    return {"rows": rows}
+def summarize(metrics: Path) -> dict:
+    """A training run's numbers for the report, read through the run core's metrics schema."""
+    from persianllama.run.metrics import summarize as core_summarize
+
+    return core_summarize(metrics)
+
+
+def track_section(summary: dict, curve: Path, curve_label: str, extra: str = "") -> list[str]:
+    """Training loss first -> last (training records only) and the validations, as the shared writer recorded them."""
+    lines = []
+    if "train_loss_first" in summary:
+        lines.append(f"Training loss {summary['train_loss_first']:.3f} at step {summary['train_loss_first_step']} -> "
+                     f"{summary['train_loss_last']:.3f} at step {summary['train_loss_last_step']}{extra}.")
+    first, last = summary.get("eval_first"), summary.get("eval_last")
+    if last:
+        start = (f" (step {first['step']}: bits/byte {first['bits_per_byte']:.4f}, loss {first['loss']:.4f})"
+                 if first and first["step"] != last["step"] else "")
+        lines.append(f"Validation on held-out documents at step {last['step']}: bits/byte "
+                     f"{last['bits_per_byte']:.4f}, loss {last['loss']:.4f}, word perplexity "
+                     f"{last['word_perplexity']:.1f}{start}.")
+    if curve.exists():
+        lines += ["", f"![{curve_label}]({curve.parent.name}/{curve.name})"]
+    return lines
 
 
 # ----------------------------------------------------------------------------------------------
@@ -351,31 +370,14 @@ def write_report(cfg: QuickstartConfig, out: Path, results: dict, seconds: dict)
         lines += ["", "## 2. Tokenizers (fertility on sample text)", "", table, "",
                   "![fertility](fertility/fertility.png)"]
     zero = results.get("zero")
-    if zero and zero.get("rows"):
-        rows = zero["rows"]
-        losses = [r for r in rows if "loss" in r]
-        evals = [r for r in rows if "val_loss" in r or "bits_per_byte" in r]
+    if zero and zero.get("steps"):
         lines += ["", "## 3. Zero track (tiny model, DeepSpeed, 2 processes)", ""]
-        if losses:
-            lines.append(f"Training loss {losses[0]['loss']:.3f} at step {losses[0].get('step')} -> "
-                         f"{losses[-1]['loss']:.3f} at step {losses[-1].get('step')}.")
-        if evals:
-            e = evals[-1]
-            shown = ("val_loss", "loss", "bits_per_byte", "word_perplexity")
-            lines.append(f"Last validation (step {e.get('step')}): " + ", ".join(
-                f"{k} {e[k]:.4g}" for k in shown if isinstance(e.get(k), (int, float))) + ".")
-        if (out / "zero" / "loss_curve.png").exists():
-            lines += ["", "![Zero loss curve](zero/loss_curve.png)"]
+        lines += track_section(zero, out / "zero" / "loss_curve.png", "Zero loss curve")
     lora = results.get("lora")
-    if lora and lora.get("rows"):
-        losses = [r for r in lora["rows"] if "loss" in r]
+    if lora and lora.get("steps"):
         lines += ["", "## 4. LoRA track (tiny base in 8-bit, extended tokenizer)", ""]
-        if losses:
-            lines.append(f"Training loss {losses[0]['loss']:.3f} at step {losses[0].get('step')} -> "
-                         f"{losses[-1]['loss']:.3f} at step {losses[-1].get('step')}; adapter in "
-                         "[lora/adapter](lora/adapter).")
-        if (out / "lora" / "loss_curve.png").exists():
-            lines += ["", "![LoRA loss curve](lora/loss_curve.png)"]
+        lines += track_section(lora, out / "lora" / "loss_curve.png", "LoRA loss curve",
+                               "; adapter in [lora/adapter](lora/adapter)")
     ev = results.get("evaluate")
     if ev and ev.get("compare") and (Path(ev["compare"]) / "report.md").exists():
         body = (Path(ev["compare"]) / "report.md").read_text(encoding="utf-8").split("\n", 1)[-1].strip()

@@ -21,6 +21,7 @@ stopped by a signal after saving a checkpoint: run the same command again to con
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
@@ -35,20 +36,24 @@ import yaml
 from persianllama import config as configlib
 from persianllama.config import ConfigError
 from persianllama.data import BlockOrder, PackedData, cache_path, load_tokenizer, pack
+from persianllama.data.packing import tokenizer_fingerprint
 from persianllama.errors import UserError
-from persianllama.train import plan
-from persianllama.train.checkpoint import (
-    Checkpoints,
-    check_resumable,
-    latest_complete,
-    list_checkpoints,
-    resolve_checkpoint,
-)
+from persianllama.run import checkpoint as ckpt
+from persianllama.run.batch import batch_arithmetic, check_enough_data
+from persianllama.run.device import choose_precision, device_name, device_type, free_cores
+from persianllama.run.dist import DistEnv, dist_env
+from persianllama.run.launcher import follow_launcher
+from persianllama.run.lock import RunLock
+from persianllama.run.metrics import RunLog, device_peak, plot_loss_curve
+from persianllama.run.outputs import resolve_path
+from persianllama.run.resume import check_compatible
+from persianllama.run.schedule import warmup_cosine
+from persianllama.run.signals import StopSignal
+from persianllama.train.checkpoint import Checkpoints, check_stage
 from persianllama.train.config import PretrainConfig
 from persianllama.train.ds_config import fill_ds_config, load_ds_config, zero_stage
 from persianllama.train.hostfile import check_hostfile
 from persianllama.train.loop import Trainer, TrainState
-from persianllama.train.metrics import RunLog, device_peak, plot_loss_curve
 from persianllama.train.model import (
     build_model,
     choose_attention,
@@ -57,7 +62,7 @@ from persianllama.train.model import (
     llama_config,
     param_groups,
 )
-from persianllama.train.schedule import warmup_cosine
+from persianllama.train.preflight import check_required, model_sizes
 
 log = logging.getLogger("pretrain")
 
@@ -74,27 +79,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def choose_resume(mode: str, root: Path) -> Path | None:
-    """The checkpoint to continue from (see checkpoint.resume)."""
+def choose_resume(mode: str, root: Path, verify: str, rank: int) -> tuple[Path, dict] | None:
+    """The checkpoint to continue from and its state (see checkpoint.resume); a damaged newest one is passed over."""
     if mode == "none":
-        done = [p for _, p, ok in list_checkpoints(root) if ok]
+        done = [p for _, p, ok in ckpt.list_checkpoints(root) if ok]
         if done:
             raise UserError(f"{root} already holds checkpoints (newest {done[-1].name}); use checkpoint.resume=auto "
                             "to continue that run, or choose another out_dir")
         return None
     if mode == "auto":
-        return latest_complete(root)
-    return resolve_checkpoint(mode)
+        # Every rank verifies (the same files, the same answer); only rank 0 moves a damaged one aside.
+        return ckpt.find_resumable(root, verify_mode=verify, set_aside=rank == 0)
+    return ckpt.resolve_checkpoint(mode, verify_mode=verify)
 
 
-def packed_data(cfg: PretrainConfig, tokenizer, env: plan.DistEnv) -> PackedData:
+def identity(hf_config, tokenizer) -> dict:
+    """What the saved tensors depend on: a checkpoint with other values cannot be resumed."""
+    return {"model.hidden_size": hf_config.hidden_size, "model.num_layers": hf_config.num_hidden_layers,
+            "model.num_heads": hf_config.num_attention_heads, "model.num_kv_heads": hf_config.num_key_value_heads,
+            "model.intermediate_size": hf_config.intermediate_size, "model.vocab_size": hf_config.vocab_size,
+            "model.tie_word_embeddings": bool(hf_config.tie_word_embeddings),
+            "tokenizer": tokenizer_fingerprint(tokenizer)}
+
+
+def changeable(cfg: PretrainConfig) -> dict:
+    """Settings a resumed run may change (each change is listed in one warning line)."""
+    t, d = cfg.train, cfg.data
+    return {"train.lr": t.lr, "train.min_lr": t.min_lr, "train.warmup_steps": t.warmup_steps,
+            "train.max_steps": t.max_steps, "train.seed": t.seed, "train.seq_len": t.seq_len,
+            "train.micro_batch_size": t.micro_batch_size, "train.global_batch_size": t.global_batch_size,
+            "train.weight_decay": t.weight_decay, "train.grad_clip": t.grad_clip, "train.precision": t.precision,
+            "data.corpus": list(d.corpus), "data.val_fraction": d.val_fraction}
+
+
+def packed_data(cfg: PretrainConfig, tokenizer, env: DistEnv) -> PackedData:
     """Local rank 0 packs (or finds the cache); the other ranks of the node wait for its folder."""
-    d = cfg.data
-    kwargs = {"block_size": cfg.train.seq_len, "cache_dir": d.cache_dir, "val_fraction": d.val_fraction,
-              "text_column": d.text_column, "txt_document": d.txt_document}
     if env.local_rank == 0:
-        return pack(d.corpus, tokenizer, workers=d.workers, progress=env.rank == 0, **kwargs)
-    path = cache_path(d.corpus, tokenizer, **kwargs)
+        return pack(cfg.data, tokenizer, block_size=cfg.train.seq_len, progress=env.rank == 0)
+    path = cache_path(cfg.data, tokenizer, block_size=cfg.train.seq_len)
     waited = 0
     while not (path / "meta.json").is_file():  # the launcher kills us if local rank 0 fails
         time.sleep(1)
@@ -104,8 +126,8 @@ def packed_data(cfg: PretrainConfig, tokenizer, env: plan.DistEnv) -> PackedData
     return PackedData(path)
 
 
-def run_description(cfg: PretrainConfig, env: plan.DistEnv, *, stage: int, precision: str, batch: plan.Batch,
-                    hf_config, params: dict, data: PackedData, ds_path: Path) -> dict:
+def run_description(cfg: PretrainConfig, env: DistEnv, *, stage: int, precision: str, batch,
+                    hf_config, params: dict, data: PackedData, ds_path: Path, tokenizer) -> dict:
     """What every checkpoint records besides the step: for resume checks, `export` and the model card."""
     out_dir = Path(cfg.out_dir)
     return {
@@ -119,6 +141,8 @@ def run_description(cfg: PretrainConfig, env: plan.DistEnv, *, stage: int, preci
         "tokenizer_dir": str((out_dir / "tokenizer").resolve()),
         "tokenizer_source": str(Path(cfg.tokenizer).resolve()),
         "ds_config": str(ds_path),
+        "identity": identity(hf_config, tokenizer),
+        "settings": changeable(cfg),
     }
 
 
@@ -134,50 +158,53 @@ def signal_test_hook(rank: int):
     return lambda state: signal.raise_signal(signal.SIGTERM) if state.step == int(step) else None
 
 
-def run(argv: list[str] | None = None, *, on_step=None) -> int:
+def run(argv: list[str] | None, cleanup: contextlib.ExitStack, *, on_step=None) -> int:
     # --- arguments and the checks that need nothing heavy ------------------------------------------
     args = parse_args(argv)
     if args.describe:
         print(configlib.describe(PretrainConfig))
         return 0
+    follow_launcher()  # a rank whose deepspeed/torchrun launcher exits stops as on SIGTERM (saves, exits 143)
     if not args.verbose:
         logging.getLogger("DeepSpeed").setLevel(logging.WARNING)
     cfg = configlib.load(PretrainConfig, args.config, args.overrides)
-    plan.check_required(cfg)
-    env = plan.dist_env(args.local_rank)
+    check_required(cfg)
+    env = dist_env(args.local_rank)
     if cfg.hostfile:
         check_hostfile(cfg.hostfile, world_size=env.world_size)
-    device = plan.device_type()
+    device = device_type()
     if device == "cpu":
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
         if "OMP_NUM_THREADS" not in os.environ:  # ranks sharing a machine must not oversubscribe it
             import torch
 
-            torch.set_num_threads(max(1, plan.free_cores() // env.local_world_size))
-    precision = plan.choose_precision(cfg.train.precision, device)
-    batch = plan.batch_arithmetic(cfg.train, env.world_size)
+            torch.set_num_threads(max(1, free_cores() // env.local_world_size))
+    precision = choose_precision(cfg.train.precision, device)
+    batch = batch_arithmetic(cfg.train, env.world_size)
     out_dir = Path(cfg.out_dir)
-    resume_from = choose_resume(cfg.checkpoint.resume, out_dir / "checkpoints")
 
     # --- tokenizer, model sizes and the DeepSpeed config ------------------------------------------
-    tokenizer = load_tokenizer(plan.resolve_path(cfg.tokenizer, what="tokenizer directory"))
-    sizes = plan.model_sizes(cfg.model, tokenizer, cfg.train.seq_len, cfg.tokenizer)
-    ds_path = plan.resolve_path(cfg.ds_config, what="DeepSpeed config")
+    tokenizer = load_tokenizer(resolve_path(cfg.tokenizer, what="tokenizer directory"))
+    sizes = model_sizes(cfg.model, tokenizer, cfg.train.seq_len, cfg.tokenizer)
+    ds_path = resolve_path(cfg.ds_config, what="DeepSpeed config")
     ds_cfg = fill_ds_config(load_ds_config(ds_path), train=cfg.train, batch=batch, precision=precision,
                             hidden_size=cfg.model.hidden_size, source=str(ds_path))
     stage = zero_stage(ds_cfg)
-    if resume_from is not None:
-        check_resumable(resume_from, world_size=env.world_size, zero_stage=stage)
+    attn = choose_attention(cfg.model.attn_implementation, device, precision)
+    hf_config = llama_config(cfg.model, sizes, tokenizer, attn)
+
+    # --- one process per run folder; the checkpoint to resume, checked before any weights are read ---
+    cleanup.enter_context(RunLock(out_dir, active=env.rank == 0))
+    resume = choose_resume(cfg.checkpoint.resume, out_dir / "checkpoints", cfg.checkpoint.verify, env.rank)
+    if resume is not None:
+        check_stage(resume[0], resume[1], world_size=env.world_size, zero_stage=stage)
+        check_compatible(resume[0], resume[1], identity=identity(hf_config, tokenizer), settings=changeable(cfg),
+                         hint="resume with the model and tokenizer it was written with, or choose another out_dir")
+    resume_from = resume[0] if resume else None
 
     # --- data ---------------------------------------------------------------------------------------
     data = packed_data(cfg, tokenizer, env)
-    if data.n_blocks < batch.global_batch:
-        raise UserError(
-            f"not enough data for one optimizer step: the packed corpus has {data.n_blocks} blocks of "
-            f"{batch.seq_len} tokens ({data.meta['train_tokens']:,} tokens) but one step takes {batch.global_batch} "
-            f"sequences (micro {batch.micro} x accumulation {batch.accum} x {batch.world} rank(s)); add text, or "
-            "lower train.micro_batch_size, grad_accum_steps or seq_len"
-        )
+    check_enough_data(data.n_blocks, batch, data.meta["train_tokens"])
     val_texts = data.val_texts(limit=cfg.log.eval_docs)
 
     # --- distributed, model, engine -----------------------------------------------------------------
@@ -188,8 +215,6 @@ def run(argv: list[str] | None = None, *, on_step=None) -> int:
     own_group = not dist.is_initialized()
     deepspeed.init_distributed(dist_backend="gloo" if device == "cpu" else None)
     torch.manual_seed(cfg.train.seed)
-    attn = choose_attention(cfg.model.attn_implementation, device, precision)
-    hf_config = llama_config(cfg.model, sizes, tokenizer, attn)
     model = build_model(hf_config, init_from=cfg.model.init_from,
                         zero3_init_config=ds_cfg if stage == 3 else None,
                         activation_checkpointing=cfg.train.activation_checkpointing)
@@ -207,7 +232,7 @@ def run(argv: list[str] | None = None, *, on_step=None) -> int:
         (out_dir / "config.yaml").write_text(yaml.safe_dump(configlib.to_dict(cfg), sort_keys=False, allow_unicode=True))
         (out_dir / "ds_config.json").write_text(json.dumps(ds_cfg, indent=2) + "\n")
     extra = run_description(cfg, env, stage=stage, precision=precision, batch=batch, hf_config=hf_config,
-                            params=params, data=data, ds_path=ds_path)
+                            params=params, data=data, ds_path=ds_path, tokenizer=tokenizer)
     checkpoints = Checkpoints(out_dir / "checkpoints", rank=env.rank, world_size=env.world_size,
                               keep_last=cfg.checkpoint.keep_last)
     state = TrainState(extra=extra)
@@ -223,7 +248,7 @@ def run(argv: list[str] | None = None, *, on_step=None) -> int:
     runlog.line(
         f"model: {params['total'] / 1e6:.2f}M parameters ({params['non_embedding'] / 1e6:.2f}M non-embedding), "
         f"vocab {hf_config.vocab_size}, context {batch.seq_len}, attention {attn}, {precision}, ZeRO-{stage}, "
-        f"{env.world_size} rank(s) on {plan.device_name(device)}"
+        f"{env.world_size} rank(s) on {device_name(device)}"
     )
     runlog.line(
         f"batch: {batch.global_batch} sequences x {batch.seq_len} tokens = {batch.tokens_per_step:,} tokens/step "
@@ -245,17 +270,20 @@ def run(argv: list[str] | None = None, *, on_step=None) -> int:
         eval_interval=cfg.log.eval_interval, log_interval=cfg.log.log_interval,
         eval_batch_size=cfg.log.eval_batch_size, zero_stage=stage, precision=precision,
         flops_per_token=fpt, peak_tflops=peak, on_step=on_step or signal_test_hook(env.rank),
+        # installed until the process exits: a SIGTERM from the launcher after the loop must not kill a rank mid-save
+        signals=cleanup.enter_context(StopSignal()),
     )
     try:
         stopped = trainer.train()
     finally:
         runlog.close()
+        if env.rank == 0:  # the curve so far, also when stopped by a signal or a non-finite loss
+            png = plot_loss_curve(out_dir / "metrics.jsonl", out_dir / "loss_curve.png",
+                                  title=f"Zero track: {out_dir.name}")
+            if png:
+                log.info("loss curve: %s", png)
 
-    # --- save: the loss curve, then the HF export -----------------------------------------------------
-    if env.rank == 0:
-        png = plot_loss_curve(out_dir / "metrics.jsonl", out_dir / "loss_curve.png")
-        if png:
-            log.info("loss curve: %s", png)
+    # --- the HF export ----------------------------------------------------------------------------------
     if own_group:  # a clean exit for every rank (an abort at exit was seen without this)
         dist.barrier()
         dist.destroy_process_group()
@@ -265,14 +293,15 @@ def run(argv: list[str] | None = None, *, on_step=None) -> int:
     if cfg.export and env.rank == 0:
         from persianllama.train.export import export
 
-        hf_dir = export(out_dir, out_dir / "hf")
+        hf_dir = export(out_dir, out_dir / "hf", overwrite=True)  # our own output, replaced by each finished run
         log.info("exported %s", hf_dir)
     return 0
 
 
 def main(argv: list[str] | None = None, *, on_step=None) -> int:
     try:
-        return run(argv, on_step=on_step)
+        with contextlib.ExitStack() as cleanup:  # the run-folder lock is released however run() ends
+            return run(argv, cleanup, on_step=on_step)
     except (UserError, ConfigError, FileNotFoundError) as e:
         print(f"pretrain: error: {e}", file=sys.stderr)
         return 2

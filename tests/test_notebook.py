@@ -40,8 +40,21 @@ def test_notebook_runs_end_to_end_at_smoke_size(tmp_path):
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     out = tmp_path / "colab"
     report = (out / "report.md").read_text(encoding="utf-8")
-    for section in ("## 1. Corpus", "## 2. Tokenizers", "## 3. Zero track", "## 5. Evaluation"):
+    for section in ("## 1. Corpus", "## 2. Tokenizers", "## 3. Zero track", "## 4. LoRA track", "## 5. Evaluation"):
         assert section in report
     assert (out / "zero" / "hf" / "model.safetensors").exists()
+    # The numbers come from the runs' own metrics, through the shared writer's schema.
+    from persianllama.run.metrics import read_metrics
+
+    for track, steps in (("zero", 20), ("lora", 4)):
+        train, evals = read_metrics(out / track / "metrics.jsonl")
+        assert sorted(train) == list(range(1, steps + 1)) and evals, track
+        first, last, val = train[1], train[steps], evals[max(evals)]
+        assert (f"Training loss {first['loss']:.3f} at step 1 -> {last['loss']:.3f} at step {steps}"
+                in report), track
+        assert f"bits/byte {val['bits_per_byte']:.4f}" in report, track
+        assert (out / track / "loss_curve.png").stat().st_size > 1000, track
+        assert f"]({track}/loss_curve.png)" in report, track
+    assert train[steps]["loss"] < train[1]["loss"]  # the LoRA adapter learned something in 4 steps
     results = json.loads((out / "eval" / "zero" / "results.json").read_text(encoding="utf-8"))
     assert "persian_bpb" in results["results"]

@@ -10,7 +10,7 @@
 finished cache folder; `BlockOrder` is the resumable, rank-count-independent sample order.
 """
 
-from persianllama.data.blocks import BlockOrder, PackedData
+from persianllama.data.packed import BlockOrder, PackedData
 from persianllama.data.packing import cache_path, doc_hash, load_tokenizer, pack
 from persianllama.data.sources import find_corpus_files
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from persianllama.data.blocks import PackedData
+from persianllama.data.packed import PackedData
 from persianllama.data.sources import (
     Piece,
     TxtDocument,
@@ -117,10 +117,26 @@ def cache_key(files: list[Path], tokenizer, settings: PackSettings) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _from_config(corpus, kwargs: dict) -> tuple[Any, dict]:
+    """`pack(data_config, tok, block_size=...)`: the corpus and the packing settings from a `DataConfig`."""
+    from persianllama.data.config import DataConfig
+
+    if not isinstance(corpus, DataConfig):
+        return corpus, kwargs
+    d = corpus
+    settings = {"cache_dir": d.cache_dir, "val_fraction": d.val_fraction, "text_column": d.text_column,
+                "txt_document": d.txt_document, "workers": d.workers}
+    return d.corpus, {**settings, **kwargs}
+
+
 def cache_path(corpus, tokenizer, *, block_size: int, cache_dir: str | Path = "runs/cache/packed",
                val_fraction: float = 0.005, text_column: str = "text",
-               txt_document: TxtDocument = "blank_line") -> Path:
-    """Where `pack` keeps (or would keep) this corpus + tokenizer + block size; nothing is read or built."""
+               txt_document: TxtDocument = "blank_line", workers: int = 0) -> Path:
+    """Where `pack` keeps (or would keep) this corpus + tokenizer + block size; nothing is read or built.
+    `corpus` may be a `DataConfig`, whose settings then fill the keywords not given."""
+    if not isinstance(corpus, (str, Path, list, tuple)):
+        corpus, kw = _from_config(corpus, {"block_size": block_size})
+        return cache_path(corpus, tokenizer, **kw)
     files = find_corpus_files(corpus)
     tokenizer = load_tokenizer(tokenizer)
     settings = PackSettings(block_size, val_fraction, text_column, txt_document)
@@ -218,7 +234,12 @@ def pack(corpus, tokenizer, *, block_size: int, cache_dir: str | Path = "runs/ca
 
     `workers`: processes (0: one per available core; 1: in this process, where the Rust tokenizer
     still uses every core). The returned `PackedData` has ``built=True`` when it was built now.
+    `corpus` may be a `DataConfig` (`pack(cfg.data, tokenizer, block_size=cfg.train.seq_len)`), whose settings
+    then fill the keywords not given.
     """
+    if not isinstance(corpus, (str, Path, list, tuple)):
+        corpus, kw = _from_config(corpus, {"block_size": block_size, "progress": progress})
+        return pack(corpus, tokenizer, **kw)
     if block_size < 2:
         raise UserError(f"block size must be at least 2 tokens, got {block_size}")
     if not 0.0 <= val_fraction < 1.0:

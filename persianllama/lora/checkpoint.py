@@ -4,11 +4,12 @@
 
 - ``adapter/``: ``save_pretrained`` of the PEFT model: LoRA matrices and the trained embedding and
   output weights (so every checkpoint is also a usable adapter);
-- ``training_state.pt``: optimizer, LR scheduler, loss scaler and RNG states, and the names of the
-  trained parameters in optimizer order;
-- ``trainer_state.json``: step, samples consumed (the data position), the run's fingerprint (vocabulary,
-  rank, targets, batch, seed ...) and a checksum of every trained tensor. Written last, atomically:
-  its presence marks the checkpoint complete (the Zero track's convention, whose helpers this reuses).
+- ``training_state.pt``: optimizer, LR scheduler and loss scaler states, and the names of the trained
+  parameters in optimizer order (tensors and plain data only: read with ``weights_only=True``);
+- ``rng_state.safetensors``: the RNG states;
+- ``trainer_state.json``: step, samples consumed (the data position), the run's identity and settings,
+  a checksum of every trained tensor and the manifest of the folder's files. Written last, atomically:
+  its presence marks the checkpoint complete (`persianllama.run.checkpoint`, shared by every track).
 
 Resume loads the adapter back with peft's ``set_peft_model_state_dict``, then checks that *every*
 trained tensor was restored and matches its checksum; a checkpoint that restored anything less fails
@@ -19,16 +20,15 @@ peft issue trackers are full of).
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
-from persianllama.atomic import write_json
 from persianllama.errors import UserError
-from persianllama.train import checkpoint as ckpt
+from persianllama.run import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 
 TRAINING_STATE = "training_state.pt"
+RNG_STATE = "rng_state.safetensors"
 
 
 def checksums(named) -> dict[str, float]:
@@ -39,15 +39,6 @@ def checksums(named) -> dict[str, float]:
         return {n: float(p.detach().double().abs().sum().item()) for n, p in named}
 
 
-def _fsync_tree(path: Path) -> None:
-    import os
-
-    for f in path.rglob("*"):
-        if f.is_file():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-
-
 def save(root: Path, net, optimizer, scheduler, scaler, state: dict, *, save_embedding_layers: bool,
          keep_last: int) -> Path:
     """Write checkpoint ``step_<state['step']>`` (a no-op if that step is already complete)."""
@@ -55,35 +46,33 @@ def save(root: Path, net, optimizer, scheduler, scaler, state: dict, *, save_emb
 
     from persianllama.lora.model import trainable
 
-    path = root / ckpt.tag_for(int(state["step"]))
+    step = int(state["step"])
+    path = root / ckpt.tag_for(step)
     if ckpt.is_complete(path):
         return path
-    if path.exists():  # left by a save that was cut off
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
+    path = ckpt.prepare(root, step)
     net.save_pretrained(str(path / "adapter"), save_embedding_layers=save_embedding_layers)
     named = trainable(net)
     torch.save({
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
-        "rng": ckpt.rng_states(),
         "param_names": [n for n, _ in named],
     }, path / TRAINING_STATE)
-    _fsync_tree(path)
-    write_json(path / ckpt.STATE_FILE, {**state, "checksums": checksums(named)})
-    ckpt.Checkpoints(root, rank=0, world_size=1, keep_last=keep_last).prune()
+    ckpt.save_rng(path / RNG_STATE)
+    ckpt.finalize(path, {**state, "checksums": checksums(named)})
+    ckpt.prune(root, keep_last)
     return path
 
 
 def load(path: Path, net, optimizer, scheduler, scaler, device: str) -> dict:
     """Restore adapter, optimizer, scheduler, scaler and RNG from `path`; return its trainer state."""
-    import torch
     from peft.utils import set_peft_model_state_dict
 
     from persianllama.lora.model import trainable
 
     state = ckpt.read_state(path)
+    extra = ckpt.safe_torch_load(path / TRAINING_STATE)  # before anything is changed: a refusal leaves all as it was
     adapter = path / "adapter"
     weights = adapter / "adapter_model.safetensors"
     if not weights.is_file():
@@ -105,13 +94,12 @@ def load(path: Path, net, optimizer, scheduler, scaler, device: str) -> dict:
         raise UserError(f"checkpoint {path}: {len(wrong) or len(set(saved_sums) ^ names)} trained tensor(s) were not "
                         f"restored exactly (e.g. {(wrong or sorted(set(saved_sums) ^ names))[:2]}); is the adapter "
                         "folder from another run?")
-    extra = torch.load(path / TRAINING_STATE, map_location="cpu", weights_only=False)
-    if extra.get("param_names") != [n for n, _ in named]:
+    if not isinstance(extra, dict) or extra.get("param_names") != [n for n, _ in named]:
         raise UserError(f"checkpoint {path}: the optimizer was saved for other parameters; resume with the same "
                         "lora and embedding settings")
     optimizer.load_state_dict(extra["optimizer"])
     scheduler.load_state_dict(extra["scheduler"])
     if scaler is not None and extra.get("scaler"):
         scaler.load_state_dict(extra["scaler"])
-    ckpt.set_rng_states(extra["rng"])
+    ckpt.load_rng(path / RNG_STATE)
     return state

@@ -13,33 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 
 from persianllama.config import describe
-
-_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
-
-
-def _split_overrides(paths: list[str] | None, overrides: list[str]) -> tuple[list[str] | None, list[str]]:
-    """`--corpus a b k=v`: argparse hands k=v to --corpus; give setting overrides back (unless such a path exists)."""
-    if paths is None:
-        return None, list(overrides)
-    keep = [p for p in paths if not (_OVERRIDE.match(p) and not os.path.exists(p))]
-    return keep, [p for p in paths if p not in keep] + list(overrides)
-
-
-def _nested(**sections) -> dict:
-    """{"model": {"base": x, "tokenizer": None}} without the Nones (unset flags)."""
-    out: dict = {}
-    for section, values in sections.items():
-        if isinstance(values, dict):
-            kept = {k: v for k, v in values.items() if v is not None}
-            if kept:
-                out[section] = kept
-        elif values is not None:
-            out[section] = values
-    return out
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -66,18 +41,15 @@ def load_config(args: argparse.Namespace):
     from persianllama import config as cfg
     from persianllama.lora.config import LoraConfig
 
-    corpus, overrides = _split_overrides(getattr(args, "corpus", None), args.overrides)
+    corpus, overrides = cfg.split_overrides(getattr(args, "corpus", None), args.overrides)
     data = cfg.read_recipe(args.config) if args.config else {}
-    flags = _nested(
-        out_dir=args.output,
-        model={"base": args.base, "tokenizer": args.tokenizer, "base_tokenizer": args.base_tokenizer,
-               "quantization": args.quantization},
-        lora={"r": args.rank, "alpha": args.alpha},
-        data={"corpus": corpus},
-        train={"max_steps": args.steps, "seq_len": args.seq_len, "micro_batch_size": args.micro_batch,
-               "lr": args.lr, "optimizer": args.optimizer},
-        checkpoint={"resume": args.resume},
-    )
+    flags = cfg.flags_to_settings({
+        "out_dir": args.output, "model.base": args.base, "model.tokenizer": args.tokenizer,
+        "model.base_tokenizer": args.base_tokenizer, "model.quantization": args.quantization, "lora.r": args.rank,
+        "lora.alpha": args.alpha, "data.corpus": corpus, "train.max_steps": args.steps,
+        "train.seq_len": args.seq_len, "train.micro_batch_size": args.micro_batch, "train.lr": args.lr,
+        "train.optimizer": args.optimizer, "checkpoint.resume": args.resume,
+    })
     data = cfg.merge(data, flags)
     return cfg.from_dict(LoraConfig, cfg.merge(data, cfg.parse_overrides(overrides)))
 
@@ -116,7 +88,10 @@ def _add_merge_and_plan(sub: argparse._SubParsersAction) -> None:
     merge.add_argument("--tokenizer", metavar="DIR", help="tokenizer to save with it (default: the adapter's)")
     merge.add_argument("--device", default="cpu", help="where to merge (cpu or cuda; default cpu)")
     merge.add_argument("--no-check", action="store_true", help="skip the merged-vs-unmerged logits check")
-    merge.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
+    merge.add_argument("--overwrite", action="store_true",
+                       help="replace a non-empty --output (never one that holds the base, the adapter or a run)")
+    merge.add_argument("--force", action="store_true",
+                       help="merge even into a base other than the one the adapter records (persianllama_base.json)")
     merge.set_defaults(func=run_merge)
 
     plan = sub.add_parser(
@@ -128,14 +103,17 @@ def _add_merge_and_plan(sub: argparse._SubParsersAction) -> None:
     _add_run_flags(plan)
     plan.add_argument("--arch", metavar="PRESET|config.json",
                       help="architecture when the base is not at hand (llama-7b, llama-13b, llama-2-13b, ...)")
-    plan.add_argument("--vocab", type=int, help="vocabulary size after extension (default: the tokenizer's)")
-    plan.add_argument("--device-memory-gb", type=float, help="device memory in GiB (default: the GPU, else 80)")
+    plan.add_argument("--vocab", help="vocabulary size after extension, >= 1 (default: the tokenizer's)")
+    plan.add_argument("--device-memory-gb", help="device memory in GiB, > 0 (default: the GPU, else 80)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.set_defaults(func=run_plan)
 
 
 def run_train(args: argparse.Namespace) -> int:
     from persianllama.lora.train import run
+    from persianllama.run.launcher import follow_launcher
+
+    follow_launcher()  # harmless under plain python; under deepspeed/torchrun a dead launcher stops the run cleanly
 
     summary = run(load_config(args))
     if summary.get("exit_code"):
@@ -151,7 +129,7 @@ def run_merge(args: argparse.Namespace) -> int:
     from persianllama.lora.merge import merge
 
     r = merge(args.base, args.adapter, args.output, dtype=args.dtype, tokenizer=args.tokenizer, device=args.device,
-              check=not args.no_check, overwrite=args.overwrite)
+              check=not args.no_check, overwrite=args.overwrite, force=args.force)
     diff = "" if r.max_abs_diff is None else f", max logit difference {r.max_abs_diff:.3g}"
     print(f"merge: {r.output} ({args.dtype}, vocabulary {r.vocab}{diff}) in {r.seconds:.1f}s")
     return 0
@@ -161,9 +139,10 @@ def plan_for_config(cfg, *, arch: str | None = None, vocab: int | None = None):
     """The memory plan of a recipe without preflight's device checks: for the target GPU, not this machine."""
     from pathlib import Path
 
-    from persianllama.lora.checks import device_memory
-    from persianllama.lora.plan import GIB, PlanInputs, estimate, resolve_arch
-    from persianllama.train.plan import batch_arithmetic
+    from persianllama.lora.plan import estimate, inputs_for, resolve_arch
+    from persianllama.lora.preflight import device_memory
+    from persianllama.run.batch import batch_arithmetic
+    from persianllama.run.device import precision_rule
 
     a = resolve_arch(cfg.model.base, arch)
     if vocab is None:
@@ -180,27 +159,25 @@ def plan_for_config(cfg, *, arch: str | None = None, vocab: int | None = None):
     if emb == "auto":
         emb = "full" if vocab > a.vocab else "none"
     mem, name = device_memory(cfg)
-    gpu_like = cfg.train.device != "cpu"
-    precision = cfg.train.precision if cfg.train.precision != "auto" else ("bf16" if gpu_like else "fp32")
-    dtype = cfg.model.dtype if cfg.model.dtype != "auto" else ("bf16" if gpu_like else "fp32")
-    batch = batch_arithmetic(cfg.train, world_size=1)  # type: ignore[arg-type]
-    return estimate(PlanInputs(
-        arch=a, quantization=cfg.model.quantization, dtype=dtype, precision=precision, r=cfg.lora.r,
-        target_modules=tuple(cfg.lora.target_modules), dropout=cfg.lora.dropout, embeddings=emb, vocab=vocab,
-        seq_len=cfg.train.seq_len, micro_batch=batch.micro, gradient_checkpointing=cfg.model.gradient_checkpointing,
-        optimizer=cfg.train.optimizer, min_8bit_size=cfg.train.min_8bit_size,
-        double_quant=cfg.model.bnb_4bit_double_quant, device_memory=mem, device_name=name,
-        cuda_context=cfg.plan.cuda_context_gb * GIB, fragmentation=cfg.plan.fragmentation,
-        device="cpu" if cfg.train.device == "cpu" else "cuda"))
+    # The target device, not this machine: a GPU (with bf16, as the A100 the recipes plan for) unless told cpu.
+    device = "cpu" if cfg.train.device == "cpu" else "cuda"
+    has_bf16 = not (cfg.plan.device_name or "").upper().startswith(("T4", "V100", "TESLA"))
+    precision = precision_rule(cfg.train.precision, device, has_bf16)
+    dtype = precision_rule(cfg.model.dtype, device, has_bf16)
+    batch = batch_arithmetic(cfg.train, world_size=1)
+    return estimate(inputs_for(cfg, arch=a, vocab=vocab, embeddings=emb, precision=precision, dtype=dtype,
+                               micro_batch=batch.micro, device=device, device_memory=mem, device_name=name))
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    from persianllama.config import Count, check_value
     from persianllama.lora.plan import format_plan
 
-    if args.device_memory_gb:
+    if args.device_memory_gb is not None:
         args.overrides = list(args.overrides) + [f"plan.device_memory_gb={args.device_memory_gb}"]
+    vocab = None if args.vocab is None else check_value(args.vocab, Count, "--vocab")
     cfg = load_config(args)
-    plan = plan_for_config(cfg, arch=args.arch, vocab=args.vocab)
+    plan = plan_for_config(cfg, arch=args.arch, vocab=vocab)
     if args.json:
         print(json.dumps(plan.to_dict(), indent=2, default=str))
     else:

@@ -119,6 +119,9 @@ def export(setup, net, out: Path, summary: dict, *, save_embedding_layers: bool)
     out.mkdir(parents=True, exist_ok=True)
     net.save_pretrained(str(out), save_embedding_layers=save_embedding_layers)
     setup.tok.save_pretrained(str(out))
+    from persianllama.lora.adapter import write_base_record
+
+    write_base_record(out, setup.cfg.model.base)  # merge checks the base against this
     n_proj = len(setup.cfg.lora.target_modules) * int(setup.hf_config["num_hidden_layers"])
     info = verify_adapter(out, n_projections=n_proj, embeddings=setup.embeddings,
                           trained=summary.get("step", 0) > 0)

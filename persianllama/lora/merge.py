@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from persianllama.errors import UserError
+from persianllama.run.outputs import prepare_output
 
 log = logging.getLogger("persianllama.lora.merge")
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 # Largest |merged - unmerged| logit difference accepted, relative to the logits' scale: fp32 only
 # reorders sums; bf16/fp16 round W + BA to 8/11 mantissa bits.
 TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2, "fp16": 1e-2}
@@ -45,23 +42,19 @@ def _first_line(e: BaseException) -> str:
 
 
 def check_inputs(base: str, adapter: str, output: str, tokenizer: str | None,
-                 overwrite: bool) -> tuple[dict, int | None, str]:
+                 overwrite: bool, force: bool = False) -> tuple[dict, int | None, str]:
     """Refuse before loading anything: (adapter config, adapter vocabulary, tokenizer source)."""
-    from persianllama.lora.checks import adapter_vocab, read_base_config
+    from persianllama.lora import adapter as adapter_folder
+    from persianllama.lora.preflight import read_base_config
 
     a = Path(adapter)
-    if not (a / "adapter_config.json").is_file():
-        raise UserError(f"--adapter {adapter}: no adapter_config.json "
-                        "(expected a PEFT adapter folder, e.g. OUT/adapter)")
-    acfg = json.loads((a / "adapter_config.json").read_text(encoding="utf-8"))
-    out = Path(output)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"--output {output} exists and is not empty; choose another folder or pass --overwrite")
-    if out.resolve() in (Path(base).resolve(), a.resolve()):
-        raise UserError("--output must differ from --base and --adapter")
+    acfg = adapter_folder.read_config(a)
     hf = read_base_config(base)  # refuses a base saved in 8-bit/4-bit
-    rows = adapter_vocab(a)
-    tok_src = tokenizer or (adapter if any((a / f).is_file() for f in TOKENIZER_FILES) else base)
+    rows = adapter_folder.embedding_rows(a)
+    note = adapter_folder.check_base(a, base, force=force)
+    if note:
+        log.info("%s", note)
+    tok_src = tokenizer or adapter_folder.tokenizer_source(a, base)
     from transformers import AutoTokenizer
 
     try:
@@ -83,13 +76,23 @@ def check_inputs(base: str, adapter: str, output: str, tokenizer: str | None,
 
 
 def merge(base: str, adapter: str, output: str, *, dtype: str = "bf16", tokenizer: str | None = None,
-          device: str = "cpu", check: bool = True, overwrite: bool = False) -> MergeResult:
+          device: str = "cpu", check: bool = True, overwrite: bool = False, force: bool = False) -> MergeResult:
     """Merge `adapter` into `base` at `dtype` and save a full HF model (safetensors) with tokenizer and card."""
     if dtype not in TOLERANCE:
         raise UserError(f"--dtype {dtype}: merge into fp16, bf16 or fp32 weights (never 8-bit: the LoRA update would "
                         "be rounded away)")
     t0 = time.perf_counter()
-    acfg, rows, tok_src = check_inputs(base, adapter, output, tokenizer, overwrite)
+    target = prepare_output(output, inputs=[base, adapter, tokenizer], overwrite=overwrite, what="merge")
+    try:
+        acfg, rows, tok_src = check_inputs(base, adapter, output, tokenizer, overwrite, force)
+        return _merge(base, adapter, target, acfg, rows, tok_src, dtype=dtype, device=device, check=check, t0=t0)
+    except BaseException:
+        target.abort()
+        raise
+
+
+def _merge(base: str, adapter: str, target, acfg: dict, rows: int | None, tok_src: str, *, dtype: str, device: str,
+           check: bool, t0: float) -> MergeResult:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -129,24 +132,18 @@ def merge(base: str, adapter: str, output: str, *, dtype: str = "bf16", tokenize
     if any("lora_" in n for n, _ in merged.named_parameters()):
         raise UserError("merge left LoRA layers in the model; peft could not merge this adapter")
 
-    out = Path(output)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    try:
-        merged.save_pretrained(str(tmp), safe_serialization=True)
-        tok.save_pretrained(str(tmp))
-        vocab = merged.get_input_embeddings().weight.shape[0]
-        info = {"base": base, "adapter": str(adapter), "dtype": dtype, "vocab": int(vocab),
-                "tokenizer": str(tok_src), "lora_r": acfg.get("r"), "lora_alpha": acfg.get("lora_alpha"),
-                "target_modules": acfg.get("target_modules"), "max_abs_logit_diff": max_diff,
-                "relative_logit_diff": rel, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        (tmp / "merge_info.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(card(info), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    tmp = target.tmp
+    # Written into a temporary sibling, moved into place only when complete.
+    merged.save_pretrained(str(tmp), safe_serialization=True)
+    tok.save_pretrained(str(tmp))
+    vocab = merged.get_input_embeddings().weight.shape[0]
+    info = {"base": base, "adapter": str(adapter), "dtype": dtype, "vocab": int(vocab),
+            "tokenizer": str(tok_src), "lora_r": acfg.get("r"), "lora_alpha": acfg.get("lora_alpha"),
+            "target_modules": acfg.get("target_modules"), "max_abs_logit_diff": max_diff,
+            "relative_logit_diff": rel, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (tmp / "merge_info.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (tmp / "README.md").write_text(card(info), encoding="utf-8")
+    out = target.commit()
     return MergeResult(out, int(vocab), max_diff, rel, time.perf_counter() - t0)
 
 

@@ -12,8 +12,8 @@ import warnings
 from typing import Any
 
 from persianllama.errors import UserError
-from persianllama.lora.checks import Setup
 from persianllama.lora.embeddings import extend_model
+from persianllama.lora.preflight import Setup
 
 log = logging.getLogger(__name__)
 

@@ -109,6 +109,8 @@ def arch_from_config(cfg: dict[str, Any], name: str = "") -> Arch:
         )
     except KeyError as e:
         raise UserError(f"{name or 'config'}: not a LLaMA-style config.json (no {e.args[0]})") from None
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{name or 'config'}: a size in the config.json is not a number ({e})") from None
 
 
 def preset_for(name: str) -> Arch | None:
@@ -131,7 +133,13 @@ def resolve_arch(base: str, arch: str | None = None) -> Arch:
             return PRESETS[arch]
         path = Path(arch)
         if path.is_file():
-            return arch_from_config(json.loads(path.read_text(encoding="utf-8")), str(path))
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise UserError(f"--arch {path} is not a valid JSON config ({e})") from None
+            if not isinstance(data, dict):
+                raise UserError(f"--arch {path} must hold a JSON object (a model's config.json)")
+            return arch_from_config(data, str(path))
         raise UserError(f"unknown architecture {arch!r}; presets: {', '.join(PRESETS)} (or a config.json path)")
     path = Path(base)
     if (path / "config.json").is_file():
@@ -183,6 +191,18 @@ class PlanInputs:
     fragmentation: float = 0.08
     device: str = "cuda"
     """The device whose kernels decide some activation dtypes (cuda, or cpu for checks on this machine)."""
+
+
+def inputs_for(cfg, *, arch: Arch, vocab: int, embeddings: str, precision: str, dtype: str, micro_batch: int,
+               device: str, device_memory: float, device_name: str) -> PlanInputs:
+    """The one place a LoRA config becomes memory-plan inputs (training's preflight and `persianllama plan`)."""
+    return PlanInputs(
+        arch=arch, quantization=cfg.model.quantization, dtype=dtype, precision=precision, r=cfg.lora.r,
+        target_modules=tuple(cfg.lora.target_modules), dropout=cfg.lora.dropout, embeddings=embeddings, vocab=vocab,
+        seq_len=cfg.train.seq_len, micro_batch=micro_batch, gradient_checkpointing=cfg.model.gradient_checkpointing,
+        optimizer=cfg.train.optimizer, min_8bit_size=cfg.train.min_8bit_size,
+        double_quant=cfg.model.bnb_4bit_double_quant, device_memory=device_memory, device_name=device_name,
+        cuda_context=cfg.plan.cuda_context_gb * GIB, fragmentation=cfg.plan.fragmentation, device=device)
 
 
 @dataclass

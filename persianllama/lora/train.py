@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import math
 import os
@@ -28,40 +28,14 @@ from pathlib import Path
 
 from persianllama.atomic import write_json
 from persianllama.config import to_dict
-from persianllama.errors import UserError
+from persianllama.errors import NonFiniteLoss, UserError
 from persianllama.lora.config import LoraConfig
+from persianllama.run.lock import RunLock
+from persianllama.run.metrics import RunLog, eval_line, plot_loss_curve
+from persianllama.run.metrics import validate as validate_texts
+from persianllama.run.signals import StopSignal
 
 log = logging.getLogger("persianllama.lora")
-
-
-class StopRequest:
-    """SIGTERM/SIGINT ask the loop to checkpoint after the current step; a second SIGINT stops at once."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> StopRequest:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. called from a worker thread): no handlers
-                pass
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, prev in self._previous.items():
-            signal.signal(sig, prev)  # type: ignore[arg-type]
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-        log.warning("received %s: saving a checkpoint after this step, then stopping", signal.Signals(signum).name)
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum if self.signum else 0
 
 
 def make_optimizer(named, cfg: LoraConfig):
@@ -85,55 +59,41 @@ def make_optimizer(named, cfg: LoraConfig):
     return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), eps=t.eps)
 
 
-class Metrics:
-    """``metrics.jsonl``: one line per optimizer step and per validation; trimmed to the resume step."""
-
-    def __init__(self, path: Path, resume_step: int):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        kept = []
-        if resume_step and path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut off by a kill
-                if rec.get("step", 0) <= resume_step:
-                    kept.append(line)
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-    def write(self, record: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def validate(net, setup, texts: list[str]) -> dict | None:
-    """Bits per byte of the held-out documents (the eval stage's scorer)."""
-    if not texts:
-        return None
-    import torch
-
-    from persianllama.eval.bpb import evaluate_bpb
-
-    cfg = setup.cfg
-    with autocast(setup), torch.no_grad():
-        return evaluate_bpb(net, setup.tok, texts, max_length=cfg.train.seq_len, batch_size=cfg.log.eval_batch_size)
-
-
 def autocast(setup):
+    """The forward pass's autocast for the resolved run (`persianllama.run.device.autocast`)."""
+    from persianllama.run.device import autocast as device_autocast
+
+    return device_autocast(setup.device, setup.precision)
+
+
+@contextlib.contextmanager
+def _closing(runlog: RunLog, out: Path):
+    """Close the metrics sinks and draw the loss curve however training ends (done, signal, non-finite loss)."""
+    try:
+        yield
+    finally:
+        runlog.close()
+        plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png", title=f"LoRA track: {out.name}")
+
+
+def validate(net, setup, texts: list[str], step: int = 0) -> dict | None:
+    """The ``eval`` record of held-out `texts` under the run's autocast (`persianllama.run.metrics.validate`)."""
     import torch
 
-    from persianllama.lora.model import torch_dtype
-
-    if setup.precision == "fp32":
-        return torch.autocast(setup.device, enabled=False)
-    return torch.autocast(setup.device, dtype=torch_dtype(setup.precision))
+    with autocast(setup), torch.no_grad():
+        return validate_texts(net, setup.tok, texts, step=step, max_length=setup.cfg.train.seq_len,
+                              batch_size=setup.cfg.log.eval_batch_size)
 
 
 def run(cfg: LoraConfig) -> dict:
     """Train (or resume) the adapter described by `cfg`; returns a summary (see ``training_info.json``)."""
+    with RunLock(cfg.out_dir):  # one process per run folder
+        return _run(cfg)
+
+
+def _run(cfg: LoraConfig) -> dict:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from persianllama.lora import checks
+    from persianllama.lora import preflight as checks
     from persianllama.lora.plan import GIB, estimate, format_plan
 
     # 1. resolve and refuse, then the memory plan
@@ -153,14 +113,11 @@ def run(cfg: LoraConfig) -> dict:
     # 2. data: the Zero track's packed blocks
     from persianllama.data import BlockOrder, pack
 
-    d = cfg.data
-    data = pack(d.corpus, setup.tok, block_size=cfg.train.seq_len, cache_dir=d.cache_dir, val_fraction=d.val_fraction,
-                workers=d.workers, text_column=d.text_column, txt_document=d.txt_document,
-                progress=cfg.log.progress_bar)
+    data = pack(cfg.data, setup.tok, block_size=cfg.train.seq_len, progress=cfg.log.progress_bar)
     order = BlockOrder(data.n_blocks, cfg.train.seed)
     val_texts = data.val_texts(cfg.log.eval_docs) if cfg.log.eval_docs else []
     if cfg.log.eval_docs and not val_texts:
-        log.warning("no held-out documents (data.val_fraction=%s): no validation bits-per-byte", d.val_fraction)
+        log.warning("no held-out documents (data.val_fraction=%s): no validation bits-per-byte", cfg.data.val_fraction)
 
     # 3. model
     import torch
@@ -179,10 +136,10 @@ def run(cfg: LoraConfig) -> dict:
              f"{n_train:,}", f"{n_all:,}", len(named))
 
     # 4. optimizer and schedule
-    from persianllama.train.schedule import warmup_cosine
+    from persianllama.run.schedule import warmup_cosine
 
     optimizer = make_optimizer(named, cfg)
-    scheduler = warmup_cosine(optimizer, cfg.train)  # type: ignore[arg-type]  (same field names as TrainConfig)
+    scheduler = warmup_cosine(optimizer, cfg.train)
     scaler = torch.amp.GradScaler(setup.device) if setup.precision == "fp16" else None
     params = [p for _, p in named]
 
@@ -194,8 +151,11 @@ def run(cfg: LoraConfig) -> dict:
         step, samples = int(state["step"]), int(state["samples"])
         history = state.get("history", {})
         log.info("resumed from %s at step %d (%s samples seen)", setup.resume_from, step, f"{samples:,}")
-    metrics = Metrics(out / "metrics.jsonl", step)
-    fingerprint = setup.fingerprint()
+    runlog = RunLog(out, active=True, tensorboard=cfg.log.tensorboard, wandb_project=cfg.log.wandb_project,
+                    config=to_dict(cfg), total_steps=cfg.train.max_steps, start_step=step, progress=cfg.log.progress_bar)
+    if setup.resume_from is not None:
+        runlog.write({"kind": "event", "event": "resume", "step": step, "checkpoint": str(setup.resume_from)})
+    identity, settings = setup.identity(), setup.settings()
     ckpt_root = out / "checkpoints"
     save_layers = save_embedding_layers(setup)
     b = setup.batch
@@ -203,8 +163,9 @@ def run(cfg: LoraConfig) -> dict:
         torch.cuda.reset_peak_memory_stats()
 
     def trainer_state() -> dict:
-        return {"step": step, "samples": samples, "tokens": samples * cfg.train.seq_len, "fingerprint": fingerprint,
-                "history": history, "config": to_dict(cfg), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        return {"step": step, "samples": samples, "tokens": samples * cfg.train.seq_len, "identity": identity,
+                "settings": settings, "history": history, "config": to_dict(cfg),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
     def checkpoint() -> Path:
         path = lora_ckpt.save(ckpt_root, net, optimizer, scheduler, scaler, trainer_state(),
@@ -213,20 +174,17 @@ def run(cfg: LoraConfig) -> dict:
         return path
 
     def run_validation() -> None:
-        t = time.perf_counter()
-        v = validate(net, setup, val_texts)
-        if v is None:
+        rec = validate(net, setup, val_texts, step)
+        if rec is None:
             return
-        keep = {k: v[k] for k in ("bits_per_byte", "token_perplexity", "word_perplexity", "documents", "tokens")}
-        history.setdefault("val", []).append({"step": step, **keep})
-        metrics.write({"kind": "val", "step": step, **keep, "seconds": round(time.perf_counter() - t, 3)})
-        log.info("step %d | validation bits/byte %.4f | token ppl %.2f (%d docs)", step, v["bits_per_byte"],
-                 v["token_perplexity"], v["documents"])
+        history.setdefault("val", []).append({k: v for k, v in rec.items() if k != "kind"})
+        runlog.write(rec)
+        runlog.line(eval_line(rec))
 
     # 6. train
     net.train()
     stop_code = 0
-    with StopRequest() as stop:
+    with StopSignal() as stop, _closing(runlog, out):
         if step == 0 and cfg.log.eval_at_start:
             run_validation()
         while step < cfg.train.max_steps:
@@ -255,22 +213,22 @@ def run(cfg: LoraConfig) -> dict:
             step += 1
             samples += b.global_batch
             loss_val = float(loss_sum.item()) / b.accum
-            if not math.isfinite(loss_val):
-                raise UserError(f"the loss became {loss_val} at step {step} (lr {lr:.3g}); lower train.lr or use "
-                                "train.precision=fp32/bf16, then resume from the last checkpoint")
+            if not math.isfinite(loss_val):  # the same rule in every track
+                raise NonFiniteLoss(step, loss_val, lr)
             dt = time.perf_counter() - t0
             tps = b.tokens_per_step / dt
-            rec = {"kind": "train", "step": step, "loss": loss_val, "lr": lr, "grad_norm": grad_norm,
-                   "tokens_per_s": round(tps, 1), "samples": samples, "seconds": round(dt, 4)}
-            metrics.write(rec)
+            runlog.write({"kind": "train", "step": step, "loss": loss_val, "lr": lr, "grad_norm": grad_norm,
+                          "tokens_per_s": round(tps, 1), "tokens_seen": samples * cfg.train.seq_len,
+                          "step_seconds": round(dt, 4), "samples": samples})
+            runlog.progress(step, loss=f"{loss_val:.4f}", lr=f"{lr:.2e}")
             history["last_loss"] = loss_val
             if step % cfg.log.log_interval == 0 or step == 1 or step == cfg.train.max_steps:
                 mem = f" | {torch.cuda.max_memory_allocated() / GIB:.2f} GiB" if setup.device == "cuda" else ""
-                log.info("step %d/%d | loss %.4f | lr %.3g | grad %.3f | %s tok/s%s", step, cfg.train.max_steps,
-                         loss_val, lr, grad_norm, f"{tps:,.0f}", mem)
+                runlog.line(f"step {step}/{cfg.train.max_steps} | loss {loss_val:.4f} | lr {lr:.3g} | grad "
+                            f"{grad_norm:.3f} | {tps:,.0f} tok/s{mem}")
             if cfg.log.eval_interval and step % cfg.log.eval_interval == 0 and step < cfg.train.max_steps:
                 run_validation()
-            if stop.signum is not None:
+            if stop.requested:
                 checkpoint()
                 stop_code = stop.exit_code
                 log.warning("stopped at step %d by %s; run the same command again to resume",

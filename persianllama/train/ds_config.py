@@ -17,7 +17,7 @@ Filled keys:
                        stage3_param_persistence_threshold}      <- model.hidden_size (h^2 with a floor, 10 h)
     steps_per_print                                                                   <- never (we log)
 
-Without a ``scheduler`` block (the shipped files), the schedule is `persianllama.train.schedule`,
+Without a ``scheduler`` block (the shipped files), the schedule is `persianllama.run.schedule`,
 handed to DeepSpeed as a client scheduler; a block, if given, takes over with DeepSpeed's own
 implementation and conventions.
 """
@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from persianllama.errors import UserError
+from persianllama.run.batch import Batch
 from persianllama.train.config import TrainConfig
-from persianllama.train.plan import Batch
 
 AUTO = "auto"
 NEVER_PRINT = 10**9
@@ -49,11 +49,19 @@ def load_ds_config(path: str | Path) -> dict:
         raise UserError(f"DeepSpeed config {path} is not valid JSON: line {e.lineno}: {e.msg}") from e
     if not isinstance(data, dict):
         raise UserError(f"DeepSpeed config {path} must be a JSON object")
+    zero_stage(data, source=str(path))  # checked before the engine starts
     return data
 
 
-def zero_stage(ds: dict) -> int:
-    return int((ds.get("zero_optimization") or {}).get("stage", 0))
+def zero_stage(ds: dict, source: str = "the DeepSpeed config") -> int:
+    """The ZeRO stage (0-3) of a DeepSpeed config; anything else is refused in one line."""
+    zo = ds.get("zero_optimization") or {}
+    if not isinstance(zo, dict):
+        raise UserError(f"{source}: zero_optimization must be a JSON object, got {zo!r}")
+    stage = zo.get("stage", 0)
+    if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage <= 3:
+        raise UserError(f"{source}: zero_optimization.stage={stage!r} is not a ZeRO stage; use 0, 1, 2 or 3")
+    return stage
 
 
 def _same(theirs: Any, ours: Any) -> bool:

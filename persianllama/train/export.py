@@ -13,17 +13,40 @@ memory for the fp32 state dict and nothing more.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import shutil
 from pathlib import Path
 
 from persianllama.errors import UserError
-from persianllama.train.checkpoint import STATE_FILE, read_state, resolve_checkpoint
+from persianllama.run.checkpoint import DEEPSPEED_ALLOWED, resolve_checkpoint, safe_torch_load
+from persianllama.run.device import TORCH_DTYPES as DTYPES
+from persianllama.run.outputs import prepare_output
 
 log = logging.getLogger(__name__)
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+@contextlib.contextmanager
+def _safe_zero_to_fp32():
+    """DeepSpeed's zero_to_fp32 calls ``torch.load(weights_only=False)``; give that module a torch whose
+    `load` is `safe_torch_load`, for the duration of the export only."""
+    import torch
+    from deepspeed.utils import zero_to_fp32
+
+    class SafeTorch:
+        def __getattr__(self, name):
+            return getattr(torch, name)
+
+        @staticmethod
+        def load(f, map_location=None, weights_only=None, mmap=None, **kwargs):
+            return safe_torch_load(f, allow=DEEPSPEED_ALLOWED, map_location=map_location, mmap=mmap)
+
+    saved = zero_to_fp32.torch
+    zero_to_fp32.torch = SafeTorch()
+    try:
+        yield zero_to_fp32
+    finally:
+        zero_to_fp32.torch = saved
 
 
 def fp32_state_dict(ckpt: Path, zero_stage: int) -> dict:
@@ -37,7 +60,7 @@ def fp32_state_dict(ckpt: Path, zero_stage: int) -> dict:
     model_file = ckpt / "mp_rank_00_model_states.pt"
     module = None
     if zero_stage == 0 and model_file.is_file():
-        saved = torch.load(model_file, map_location="cpu", weights_only=False)
+        saved = safe_torch_load(model_file, allow=DEEPSPEED_ALLOWED)
         module = saved["module"]
         if all(v.dtype == torch.float32 for v in module.values() if v.is_floating_point()):
             return module
@@ -45,10 +68,11 @@ def fp32_state_dict(ckpt: Path, zero_stage: int) -> dict:
         if masters is not None:
             return masters
     try:
-        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-
-        sd = get_fp32_state_dict_from_zero_checkpoint(str(ckpt.parent), tag=ckpt.name)
+        with _safe_zero_to_fp32() as z:
+            sd = z.get_fp32_state_dict_from_zero_checkpoint(str(ckpt.parent), tag=ckpt.name)
         return {k: v.float() for k, v in sd.items()}
+    except UserError:
+        raise
     except Exception as e:  # zero_to_fp32 raises many types for files it does not expect
         if module is None:
             raise UserError(f"cannot read the weights of checkpoint {ckpt}: {e}") from e
@@ -89,19 +113,23 @@ def _tokenizer_dir(state: dict, ckpt: Path, override: str | None) -> Path:
 
 
 def export(source: str | Path, out: str | Path | None = None, *, dtype: str = "auto",
-           tokenizer: str | None = None) -> Path:
-    """Write the HF directory for `source` (a run folder, its checkpoints/ or a step_N folder); return it."""
+           tokenizer: str | None = None, overwrite: bool = False) -> Path:
+    """Write the HF directory for `source` (a run folder, its checkpoints/ or a step_N folder); return it.
+
+    A non-empty `out` is refused unless `overwrite`; a folder holding the checkpoints, the tokenizer or a
+    run is never replaced (`persianllama.run.outputs.prepare_output`)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    ckpt = resolve_checkpoint(source)
-    state = read_state(ckpt)
+    ckpt, state = resolve_checkpoint(source)
+    state = {k: v for k, v in state.items() if k != "manifest"}
     out = Path(out) if out else ckpt.parent.parent / "hf"
     precision = state.get("precision", "fp32") if dtype == "auto" else dtype
     if precision not in DTYPES:
         raise UserError(f"export dtype must be auto, fp32, bf16 or fp16, got {dtype}")
     torch_dtype = getattr(torch, DTYPES[precision])
     tok_dir = _tokenizer_dir(state, ckpt, tokenizer)
+    target = prepare_output(out, inputs=[ckpt.parent, tok_dir], overwrite=overwrite, what="export")
 
     model_cfg = dict(state["model_config"])
     config = AutoConfig.for_model(model_cfg.pop("model_type", "llama"), **model_cfg)
@@ -121,19 +149,22 @@ def export(source: str | Path, out: str | Path | None = None, *, dtype: str = "a
     if config.tie_word_embeddings:
         model.tie_weights()
 
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    model.save_pretrained(str(out), safe_serialization=True)
-    tok = AutoTokenizer.from_pretrained(str(tok_dir))
-    tok.save_pretrained(str(out))
-    GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                     pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-                     ).save_pretrained(str(out))
-    shutil.copy(ckpt / STATE_FILE, out / "persianllama_training.json")
-    name = out.parent.name if out.name == "hf" else out.name
-    (out / "README.md").write_text(model_card(state, config, precision, name), encoding="utf-8")
-    return out
+    try:
+        tmp = target.tmp
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tok = AutoTokenizer.from_pretrained(str(tok_dir))
+        tok.save_pretrained(str(tmp))
+        GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+                         ).save_pretrained(str(tmp))
+        (tmp / "persianllama_training.json").write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n",
+                                                        encoding="utf-8")
+        name = out.parent.name if out.name == "hf" else out.name
+        (tmp / "README.md").write_text(model_card(state, config, precision, name), encoding="utf-8")
+    except BaseException:
+        target.abort()
+        raise
+    return target.commit()
 
 
 def _n(x) -> str:

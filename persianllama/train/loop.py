@@ -10,25 +10,24 @@ reached them at different times (the launcher forwards signals one process after
 from __future__ import annotations
 
 import logging
-import math
 import signal
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from persianllama.data.blocks import BlockOrder, PackedData
+from persianllama.data.packed import BlockOrder, PackedData
+from persianllama.errors import NonFiniteLoss
+from persianllama.run.batch import Batch
+from persianllama.run.dist import DistEnv
+from persianllama.run.metrics import RunLog, eval_line, fmt_count, fmt_duration, mfu, validate
+from persianllama.run.signals import StopSignal
 from persianllama.train.checkpoint import Checkpoints
-from persianllama.train.metrics import RunLog, fmt_count, fmt_duration, mfu
-from persianllama.train.plan import Batch, DistEnv
 
 log = logging.getLogger(__name__)
-LN2 = math.log(2.0)
 
 
 @dataclass
@@ -55,39 +54,12 @@ class TrainState:
                    last_eval=d.get("last_eval"), last_eval_step=d.get("last_eval_step"))
 
 
-class StopSignal:
-    """SIGTERM/SIGINT set a flag; the loop saves and stops at the end of the current step."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handler(self, signum, frame) -> None:
-        if self.signum is None:
-            log.warning("received %s: saving a checkpoint at the end of this step, then stopping "
-                        "(send SIGKILL to stop without saving)", signal.Signals(signum).name)
-        self.signum = signum
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # Python delivers signals to the main thread only
-        for sig in self.SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._handler)
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-
 class Trainer:
     def __init__(self, *, engine, data: PackedData, order: BlockOrder, batch: Batch, dist: DistEnv, device: str,
                  state: TrainState, checkpoints: Checkpoints, runlog: RunLog, tokenizer, val_texts: list[str],
                  max_steps: int, save_interval: int, eval_interval: int, log_interval: int, eval_batch_size: int,
                  zero_stage: int, precision: str, flops_per_token: float, peak_tflops: float | None,
-                 on_step: Callable[[TrainState], None] | None = None):
+                 on_step: Callable[[TrainState], None] | None = None, signals: StopSignal | None = None):
         self.engine = engine
         self.data = data
         self.order = order
@@ -108,7 +80,9 @@ class Trainer:
         self.flops_per_token = flops_per_token
         self.peak_tflops = peak_tflops
         self.on_step = on_step
-        self.signals = StopSignal()
+        # Given by the caller when it keeps the handler installed past the loop (until the process exits).
+        self._own_signals = signals is None
+        self.signals = signals or StopSignal()
         # DeepSpeed reports the gradient norm from its ZeRO and mixed-precision optimizers; for plain
         # fp32 without ZeRO we measure it ourselves before the step (grads are already all-reduced).
         self.manual_grad_norm = zero_stage == 0 and precision == "fp32"
@@ -170,7 +144,7 @@ class Trainer:
     # --- validation ---------------------------------------------------------------------------------
 
     def evaluate(self) -> dict | None:
-        """Loss and bits-per-byte on the held-out documents (`persianllama.eval.bpb.evaluate_bpb`).
+        """Loss and bits-per-byte on the held-out documents (`persianllama.run.metrics.validate`).
 
         Under ZeRO 0-2 each rank scores its share of the documents and the sums are added; under
         ZeRO-3 every forward pass is a collective over the parameter shards, so every rank scores
@@ -178,39 +152,26 @@ class Trainer:
         """
         if not self.val_texts:
             return None
-        import torch
         import torch.distributed as dist
-
-        from persianllama.eval.bpb import evaluate_bpb
 
         split = self.zero_stage < 3 and self.batch.world > 1
         texts = self.val_texts[self.dist.rank::self.batch.world] if split else self.val_texts
-        start = time.perf_counter()
-        sums = torch.zeros(5, dtype=torch.float64)
-        if texts:
-            r = evaluate_bpb(self.engine.module, self.tokenizer, texts, max_length=self.batch.seq_len,
-                             batch_size=self.eval_batch_size)
-            sums = torch.tensor([r["nll_nats"], r["bytes"], r["tokens"], r["words"], r["documents"]],
-                                dtype=torch.float64)
-        if split:
+
+        def add_over_ranks(sums):
             sums = sums.to(self.engine.device)
             dist.all_reduce(sums)
-        nll, n_bytes, n_tokens, n_words, n_docs = sums.tolist()
-        result = {
-            "loss": nll / n_tokens,
-            "bits_per_byte": nll / LN2 / n_bytes,
-            "word_perplexity": math.exp(min(nll / n_words, 700.0)) if n_words else float("nan"),
-            "tokens": int(n_tokens),
-            "bytes": int(n_bytes),
-            "documents": int(n_docs),
-            "seconds": round(time.perf_counter() - start, 3),
-        }
+            return sums.cpu()
+
+        record = validate(self.engine.module, self.tokenizer, texts, step=self.state.step,
+                          max_length=self.batch.seq_len, batch_size=self.eval_batch_size,
+                          reduce=add_over_ranks if split else None)
+        if record is None:
+            return None
+        result = {k: v for k, v in record.items() if k not in ("kind", "step")}
         self.state.last_eval = result
         self.state.last_eval_step = self.state.step
-        self.runlog.write({"kind": "eval", "step": self.state.step, **result})
-        self.runlog.line(f"step {self.state.step}: validation loss {result['loss']:.4f} | bits/byte "
-                         f"{result['bits_per_byte']:.4f} | word ppl {result['word_perplexity']:.1f} "
-                         f"({int(n_docs)} docs, {result['seconds']:.1f}s)")
+        self.runlog.write(record)
+        self.runlog.line(eval_line(record))
         return result
 
     # --- the loop -------------------------------------------------------------------------------------
@@ -247,7 +208,8 @@ class Trainer:
 
     def train(self) -> int | None:
         """Train to `max_steps`; return None when done, or the signal number that stopped it early."""
-        self.signals.install()
+        if self._own_signals:
+            self.signals.install()
         try:
             if self.state.step >= self.max_steps:
                 self.runlog.line(f"already at step {self.state.step} of {self.max_steps}: nothing to train")
@@ -256,8 +218,8 @@ class Trainer:
                 start = time.perf_counter()
                 loss, lr, norm, stop = self.optimizer_step()
                 self._report(loss, lr, norm, time.perf_counter() - start)
-                if not np.isfinite(loss):
-                    log.warning("step %d: loss is %s", self.state.step, loss)
+                if not np.isfinite(loss):  # the same rule in every track: save nothing broken, say what to do
+                    raise NonFiniteLoss(self.state.step, loss, lr)
                 if self.on_step is not None:
                     self.on_step(self.state)
                 step = self.state.step
@@ -272,4 +234,5 @@ class Trainer:
             self.save()
             return None
         finally:
-            self.signals.restore()
+            if self._own_signals:
+                self.signals.restore()

@@ -6,7 +6,7 @@ import importlib.util
 import logging
 
 from persianllama.train.config import ModelConfig
-from persianllama.train.plan import Sizes
+from persianllama.train.preflight import Sizes
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ def test_script_trains_and_loss_goes_down(reference):
     assert [r["step"] for r in train] == list(range(1, STEPS + 1))
     losses = [r["loss"] for r in train]
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5, losses
-    val = read_metrics(out, "val")
+    val = read_metrics(out, "eval")
     assert val[0]["step"] == 0 and val[-1]["step"] == STEPS
     assert val[-1]["bits_per_byte"] < val[0]["bits_per_byte"]
     assert "memory plan:" in proc.stderr and "validation bits/byte" in proc.stderr
@@ -104,9 +104,9 @@ def test_adapter_loads_with_peft_on_fresh_8bit_base(reference, assets):
 @pytest.fixture(scope="module")
 def built(assets, tiny, make_config, tmp_path_factory):
     """The reference run's model as the trainer builds it (in-process, before any step)."""
-    from persianllama.lora.checks import plan_inputs, preflight
     from persianllama.lora.model import build
     from persianllama.lora.plan import estimate
+    from persianllama.lora.preflight import plan_inputs, preflight
 
     out = tmp_path_factory.mktemp("lora build") / "run"
     cfg = make_config(assets, out, tiny.overrides(assets, out, **{"train.max_steps": STEPS}))
@@ -245,8 +245,8 @@ def test_plan_optimizer_part_for_adamw8bit(built):
     net(input_ids=x, labels=x).loss.backward()
     opt.step()
     measured = 0
-    for p, s in opt.state.items():
-        for k, t in s.items():
+    for _p, s in opt.state.items():
+        for _k, t in s.items():
             if torch.is_tensor(t):
                 measured += t.numel() * t.element_size()
     dtypes = {opt.state[p]["state1"].dtype for _, p in named}

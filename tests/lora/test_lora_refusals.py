@@ -93,9 +93,9 @@ def test_resume_from_a_checkpoint_with_another_vocabulary(assets, tmp_path, caps
     ck = tmp_path / "out" / "checkpoints" / "step_00000005"
     (ck / "adapter").mkdir(parents=True)
     (ck / "adapter" / "adapter_config.json").write_text("{}")
-    (ck / "trainer_state.json").write_text(json.dumps({"step": 5, "samples": 40, "fingerprint": {"vocab": 320}}))
+    (ck / "trainer_state.json").write_text(json.dumps({"step": 5, "samples": 40, "identity": {"vocabulary size": 320}}))
     msg = refuse(assets, tmp_path, capsys)
-    assert "cannot resume" in msg and "vocabulary size 320" in msg and "330" in msg
+    assert "cannot resume" in msg and "vocabulary size=320" in msg and "vocabulary size=330" in msg
 
 
 def test_resume_none_over_existing_checkpoints(assets, tmp_path, capsys):
@@ -122,8 +122,8 @@ def test_base_saved_in_8bit(assets, tmp_path, capsys):
     (["train.seq_len=1024"], "longer than the base model's context (256"),
     (["lora.target_modules=[q_proj,attn_out]"], "attn_out is not a projection"),
     (["train.global_batch_size=10"], "not a multiple of micro_batch_size"),
-    (["lora.r=0"], "lora.r must be >= 1"),
-    (["lora.dropout=1.5"], "lora.dropout must be in [0, 1)"),
+    (["lora.r=0"], "lora.r=0 is out of range: it must be >= 1"),
+    (["lora.dropout=1.5"], "lora.dropout=1.5 is out of range: it must be in [0, 1)"),
 ])
 def test_settings(assets, tmp_path, capsys, extra, needle):
     import torch
@@ -135,7 +135,7 @@ def test_settings(assets, tmp_path, capsys, extra, needle):
 
 def test_missing_base_model(assets, tmp_path, capsys):
     msg = refuse(assets, tmp_path, capsys, base=tmp_path / "no such model")
-    assert "cannot read the base model" in msg
+    assert "no such model: no such file or directory" in msg
 
 
 # --- merge ------------------------------------------------------------------------------------------
@@ -179,5 +179,8 @@ def test_merge_refuses_non_empty_output(assets, tmp_path, capsys):
 
 
 def test_merge_refuses_a_folder_that_is_not_an_adapter(assets, tmp_path, capsys):
-    code = main(["merge", "--base", str(assets.base), "--adapter", str(tmp_path), "--output", str(tmp_path / "m")])
+    (tmp_path / "not an adapter").mkdir()
+    code = main(["merge", "--base", str(assets.base), "--adapter", str(tmp_path / "not an adapter"),
+                 "--output", str(tmp_path / "m")])
     assert code == 2 and "no adapter_config.json" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists() and not list(tmp_path.glob(".m.tmp-*"))  # nothing left behind

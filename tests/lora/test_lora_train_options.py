@@ -41,18 +41,20 @@ def test_adamw8bit_new_rows_reentrant_resume_is_exact(reference, assets, tiny, m
 
     ref_out, cut_out = reference, tmp_path / "cut"
 
-    write = train.Metrics.write
+    from persianllama.run.metrics import RunLog
+
+    write = RunLog.write
 
     def write_then_signal(self, record):  # SIGTERM arrives while step 3 is being logged
         write(self, record)
         if record.get("kind") == "train" and record["step"] == 3:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(train.Metrics, "write", write_then_signal)
+    monkeypatch.setattr(RunLog, "write", write_then_signal)
     cfg = make_config(assets, cut_out, tiny.overrides(assets, cut_out, **OPTIONS))
     stopped = train.run(cfg)
     assert stopped["exit_code"] == 128 + signal.SIGTERM and stopped["step"] == 3
-    monkeypatch.setattr(train.Metrics, "write", write)
+    monkeypatch.setattr(RunLog, "write", write)
     resumed = train.run(cfg)
     assert resumed["finished"] and resumed["step"] == 8
     assert train_losses(cut_out) == train_losses(ref_out)  # bit-identical curve, 8-bit optimizer state included
@@ -81,7 +83,7 @@ def test_init_adapter_continues_from_a_trained_adapter(reference, assets, tiny, 
     opts = {**OPTIONS, "train.max_steps": 2, "lora.init_adapter": str(reference / "adapter")}
     summary = train.run(make_config(assets, out, tiny.overrides(assets, out, **opts)))
     assert summary["finished"]
-    ref_val = [json.loads(x) for x in (reference / "metrics.jsonl").read_text().splitlines() if '"val"' in x]
+    ref_val = [json.loads(x) for x in (reference / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
     # before its first step, the new run scores exactly what the adapter scored at the end of its run
     assert summary["val_start"]["bits_per_byte"] == pytest.approx(ref_val[-1]["bits_per_byte"], rel=1e-6)
 
@@ -105,7 +107,7 @@ def test_bf16_base_without_quantization(assets, tiny, make_config, tmp_path):
     import torch
 
     from persianllama.lora import train
-    from persianllama.train.plan import bf16_supported
+    from persianllama.run.device import bf16_supported
 
     if not bf16_supported("cpu"):
         pytest.skip("this CPU has no native bf16")
@@ -124,8 +126,8 @@ def test_4bit_gradients_unchanged_by_validation(assets, tiny, make_config, tmp_p
     gradients no longer flow through them; validation mid-run must not change a training step's gradients."""
     import torch
 
-    from persianllama.lora.checks import preflight
     from persianllama.lora.model import build, trainable
+    from persianllama.lora.preflight import preflight
     from persianllama.lora.train import validate
 
     out = tmp_path / "4bit-grads"

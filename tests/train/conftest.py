@@ -70,7 +70,7 @@ def tiny_args(tokenizer: Path, corpus: Path, cache: Path, out: Path, *extra: str
 def one_rank_world():
     """A gloo process group of one rank for the whole session (created once, like a launcher would)."""
     saved = {k: os.environ.get(k) for k in (*DIST_VARS, "DS_ACCELERATOR")}
-    from persianllama.train.plan import free_port
+    from persianllama.run.dist import free_port
 
     os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(free_port()), DS_ACCELERATOR="cpu")

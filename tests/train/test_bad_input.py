@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from persianllama.train import plan
+from persianllama.run import device as plan
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from persianllama.train.metrics import read_metrics
-from persianllama.train.plan import free_port
+from persianllama.run.dist import free_port
+from persianllama.run.metrics import read_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,15 +33,15 @@ def test_two_ranks_stop_together_on_sigterm_then_resume(run_args, launcher_env, 
                            capture_output=True, text=True, timeout=400, check=False)
     log = first.stdout + first.stderr
     assert first.returncode == 143, _tail(first)
-    assert "[rank 0] WARNING persianllama.train.loop: received SIGTERM" in log
-    assert "[rank 1] WARNING persianllama.train.loop: received SIGTERM" not in log  # rank 1 learned it from rank 0
+    assert "[rank 0] WARNING persianllama.run.signals: received SIGTERM" in log
+    assert "[rank 1] WARNING persianllama.run.signals: received SIGTERM" not in log  # rank 1 learned it from rank 0
     ckpts = out / "checkpoints"
     assert sorted(p.name for p in ckpts.glob("step_*")) == ["step_00000010", "step_00000015"]
     state = json.loads((ckpts / "step_00000015" / "trainer_state.json").read_text())
     assert (state["step"], state["world_size"], state["zero_stage"]) == (15, 2, 3)
     for rank in (0, 1):  # each rank's ZeRO-3 shards and RNG state
         assert (ckpts / "step_00000015" / f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt").is_file()
-        assert (ckpts / "step_00000015" / f"rng_state_{rank}.pt").is_file()
+        assert (ckpts / "step_00000015" / f"rng_state_{rank}.safetensors").is_file()
 
     second = subprocess.run(cmd, env=launcher_env, cwd=REPO, capture_output=True, text=True, timeout=400,
                             check=False)

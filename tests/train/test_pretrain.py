@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from persianllama.train.metrics import read_metrics
+from persianllama.run.metrics import read_metrics
 
 STEPS = 12
 
@@ -70,7 +70,7 @@ def test_sigterm_saves_and_resume_repeats_the_same_losses(pretrain, run_args, on
     assert [p.name for p in sorted(ckpts.glob("step_*"))] == ["step_00000004", "step_00000007"]
     state = json.loads((ckpts / "step_00000007" / "trainer_state.json").read_text())
     assert (state["step"], state["samples_seen"], state["tokens_seen"]) == (7, 28, 7 * 4 * 64)
-    assert (ckpts / "step_00000007" / "rng_state_0.pt").is_file()
+    assert (ckpts / "step_00000007" / "rng_state_0.safetensors").is_file()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
 
     # A newer save cut off by kill -9: no trainer_state.json, a truncated shard. Never picked.
@@ -130,7 +130,7 @@ def test_export_loads_and_generates(full_run, tmp_path):
 ])
 def test_other_zero_stages_train_and_export(ds_config, precision, extra, pretrain, run_args, one_rank_world, tmp_path,
                                             clean_env):
-    from persianllama.train.plan import bf16_supported
+    from persianllama.run.device import bf16_supported
 
     if precision == "bf16" and not bf16_supported("cpu"):
         pytest.skip("this CPU has no native bf16")

@@ -12,18 +12,17 @@ import pytest
 
 from persianllama import config as configlib
 from persianllama.errors import UserError
-from persianllama.train import plan
-from persianllama.train.checkpoint import (
-    check_resumable,
-    latest_complete,
-    list_checkpoints,
-    resolve_checkpoint,
-)
+from persianllama.run import device
+from persianllama.run.batch import batch_arithmetic
+from persianllama.run.checkpoint import list_checkpoints, resolve_checkpoint
+from persianllama.run.device import choose_precision
+from persianllama.run.metrics import gpu_peak_tflops, mfu, plot_loss_curve, read_metrics
+from persianllama.run.schedule import lr_at
+from persianllama.train.checkpoint import check_stage
 from persianllama.train.config import ModelConfig, PretrainConfig, TrainConfig
 from persianllama.train.ds_config import fill_ds_config, load_ds_config, zero_stage
 from persianllama.train.hostfile import check_hostfile, parse_hostfile
-from persianllama.train.metrics import gpu_peak_tflops, mfu, plot_loss_curve, read_metrics
-from persianllama.train.schedule import lr_at
+from persianllama.train.preflight import Sizes, model_sizes
 
 REPO = Path(__file__).resolve().parents[2]
 DS_FILES = ["zero0", "zero1", "zero2", "zero3", "zero3_offload"]
@@ -31,7 +30,7 @@ DS_FILES = ["zero0", "zero1", "zero2", "zero3", "zero3_offload"]
 
 def _fill(raw, precision="fp32", **train):
     t = TrainConfig(**{"micro_batch_size": 4, "grad_accum_steps": 2, "seq_len": 128, **train})
-    return fill_ds_config(raw, train=t, batch=plan.batch_arithmetic(t, 2), precision=precision, hidden_size=64)
+    return fill_ds_config(raw, train=t, batch=batch_arithmetic(t, 2), precision=precision, hidden_size=64)
 
 
 @pytest.mark.parametrize("name", DS_FILES)
@@ -88,13 +87,13 @@ def test_bad_ds_config_files(tmp_path):
 
 
 def test_batch_arithmetic():
-    b = plan.batch_arithmetic(TrainConfig(micro_batch_size=4, global_batch_size=64), 8)
+    b = batch_arithmetic(TrainConfig(micro_batch_size=4, global_batch_size=64), 8)
     assert (b.accum, b.global_batch) == (2, 64)
-    assert plan.batch_arithmetic(TrainConfig(micro_batch_size=2, grad_accum_steps=3), 2).global_batch == 12
+    assert batch_arithmetic(TrainConfig(micro_batch_size=2, grad_accum_steps=3), 2).global_batch == 12
     with pytest.raises(UserError, match="global_batch_size=64 needs grad_accum_steps=2 .* but train.grad_accum_steps=4"):
-        plan.batch_arithmetic(TrainConfig(micro_batch_size=4, global_batch_size=64, grad_accum_steps=4), 8)
+        batch_arithmetic(TrainConfig(micro_batch_size=4, global_batch_size=64, grad_accum_steps=4), 8)
     with pytest.raises(UserError, match="not a multiple of micro_batch_size 4 x world size 3 = 12"):
-        plan.batch_arithmetic(TrainConfig(micro_batch_size=4, global_batch_size=64), 3)
+        batch_arithmetic(TrainConfig(micro_batch_size=4, global_batch_size=64), 3)
 
 
 class _Tok:
@@ -106,12 +105,12 @@ class _Tok:
 
 
 def test_model_sizes_from_the_tokenizer():
-    sizes = plan.model_sizes(ModelConfig(), _Tok(32005), 256)
+    sizes = model_sizes(ModelConfig(), _Tok(32005), 256)
     assert (sizes.vocab_size, sizes.max_positions) == (32064, 256)
-    assert plan.model_sizes(ModelConfig(pad_vocab_to_multiple_of=1), _Tok(32005), 256).vocab_size == 32005
-    assert plan.model_sizes(ModelConfig(vocab_size=40000), _Tok(32005), 256).vocab_size == 40000
-    with pytest.raises(UserError, match="model.hidden_size=64 is not divisible by model.num_heads=5"):
-        plan.model_sizes(ModelConfig(num_heads=5), _Tok(10), 8)
+    assert model_sizes(ModelConfig(pad_vocab_to_multiple_of=1), _Tok(32005), 256).vocab_size == 32005
+    assert model_sizes(ModelConfig(vocab_size=40000), _Tok(32005), 256).vocab_size == 40000
+    with pytest.raises(configlib.ConfigError, match="model.hidden_size=64 is not divisible by num_heads=5"):
+        configlib.load(PretrainConfig, None, ["model.num_heads=5"])
 
 
 def test_vocabulary_mismatch_with_an_initial_model(tmp_path):
@@ -120,20 +119,20 @@ def test_vocabulary_mismatch_with_an_initial_model(tmp_path):
     LlamaConfig(vocab_size=300, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                 intermediate_size=64, max_position_embeddings=128).save_pretrained(tmp_path)
     with pytest.raises(UserError, match=r"the model in .* has 300 embedding rows but the tokenizer \(tok\) has 400"):
-        plan.model_sizes(ModelConfig(init_from=str(tmp_path)), _Tok(400), 64, "tok")
+        model_sizes(ModelConfig(init_from=str(tmp_path)), _Tok(400), 64, "tok")
     with pytest.raises(UserError, match="train.seq_len=256 is above the model's max_position_embeddings=128"):
-        plan.model_sizes(ModelConfig(init_from=str(tmp_path)), _Tok(200), 256)
+        model_sizes(ModelConfig(init_from=str(tmp_path)), _Tok(200), 256)
 
 
 def test_precision_choice(monkeypatch):
-    assert plan.choose_precision("auto", "cpu") == "fp32"
-    monkeypatch.setattr(plan, "bf16_supported", lambda device: device == "cuda")
-    assert plan.choose_precision("auto", "cuda") == "bf16"
-    monkeypatch.setattr(plan, "bf16_supported", lambda device: False)
-    monkeypatch.setattr(plan, "device_name", lambda device: "Tesla T4")
-    assert plan.choose_precision("auto", "cuda") == "fp16"  # a T4: fp16 with loss scaling
+    assert choose_precision("auto", "cpu") == "fp32"
+    monkeypatch.setattr(device, "bf16_supported", lambda device: device == "cuda")
+    assert choose_precision("auto", "cuda") == "bf16"
+    monkeypatch.setattr(device, "bf16_supported", lambda device: False)
+    monkeypatch.setattr(device, "device_name", lambda device: "Tesla T4")
+    assert choose_precision("auto", "cuda") == "fp16"  # a T4: fp16 with loss scaling
     with pytest.raises(UserError, match=r"this device \(Tesla T4\) has no native bf16.*use train.precision=fp16"):
-        plan.choose_precision("bf16", "cuda")
+        choose_precision("bf16", "cuda")
 
 
 def test_schedule_warmup_then_cosine():
@@ -147,7 +146,7 @@ def test_schedule_warmup_then_cosine():
 def test_scheduler_object_follows_lr_at():
     import torch
 
-    from persianllama.train.schedule import warmup_cosine
+    from persianllama.run.schedule import warmup_cosine
 
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=2e-3)
     sched = warmup_cosine(opt, TrainConfig(lr=2e-3, min_lr=2e-4, warmup_steps=3, max_steps=9))
@@ -170,7 +169,7 @@ def test_param_count_and_flops_match_the_real_model(kw):
     class Tok(_Tok):
         bos_token_id, eos_token_id, pad_token_id = 0, 1, 3
 
-    hf = llama_config(cfg, plan.Sizes(448, 128), Tok(400), "sdpa")
+    hf = llama_config(cfg, Sizes(448, 128), Tok(400), "sdpa")
     model = AutoModelForCausalLM.from_config(hf)
     assert count_params(hf)["total"] == sum(p.numel() for p in model.parameters())
     n = count_params(hf)["matmul"]
@@ -185,7 +184,7 @@ def test_recipes_load_and_have_the_advertised_size(recipe, billions):
     cfg = configlib.load(PretrainConfig, REPO / "configs" / f"{recipe}.yaml")
     assert cfg.data.corpus and cfg.tokenizer and (REPO / cfg.ds_config).is_file()
     if billions:  # with LLaMA's 32000-token vocabulary
-        hf = llama_config(cfg.model, plan.model_sizes(cfg.model, _Tok(32000), cfg.train.seq_len), None or
+        hf = llama_config(cfg.model, model_sizes(cfg.model, _Tok(32000), cfg.train.seq_len), None or
                           type("T", (), {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": None})(), "sdpa")
         assert count_params(hf)["total"] / 1e9 == pytest.approx(billions, rel=0.02)
     described = configlib.describe(PretrainConfig)
@@ -216,19 +215,19 @@ def test_checkpoint_discovery_skips_cut_off_saves(tmp_path):
         if complete:
             (d / "trainer_state.json").write_text(json.dumps({"step": step}))
     assert [(s, ok) for s, _, ok in list_checkpoints(root)] == [(5, True), (10, True), (15, False)]
-    assert latest_complete(root).name == "step_00000010"
-    assert resolve_checkpoint(tmp_path).name == "step_00000010"
+    assert resolve_checkpoint(tmp_path)[0].name == "step_00000010"
     with pytest.raises(UserError, match="step_00000015 is incomplete"):
         resolve_checkpoint(root / "step_00000015")
     with pytest.raises(UserError, match="no checkpoint found"):
         resolve_checkpoint(tmp_path / "elsewhere")
     (root / "step_00000010" / "trainer_state.json").write_text(json.dumps({"step": 10, "world_size": 2,
                                                                          "zero_stage": 2}))
-    assert check_resumable(root / "step_00000010", world_size=2, zero_stage=2)["step"] == 10
+    state = {"step": 10, "world_size": 2, "zero_stage": 2}
+    check_stage(root / "step_00000010", state, world_size=2, zero_stage=2)
     with pytest.raises(UserError, match="written by 2 ranks with ZeRO stage 2, but this run has 4"):
-        check_resumable(root / "step_00000010", world_size=4, zero_stage=2)
+        check_stage(root / "step_00000010", state, world_size=4, zero_stage=2)
     with pytest.raises(UserError, match="written with ZeRO stage 2, this run uses stage 3"):
-        check_resumable(root / "step_00000010", world_size=2, zero_stage=3)
+        check_stage(root / "step_00000010", state, world_size=2, zero_stage=3)
 
 
 def test_mfu_peaks():
@@ -243,7 +242,8 @@ def test_mfu_peaks():
 def test_metrics_file_survives_a_cut_line_and_plots(tmp_path):
     m = tmp_path / "metrics.jsonl"
     lines = [{"kind": "train", "step": s, "loss": 5 - s / 10} for s in (1, 2, 3)]
-    lines += [{"kind": "train", "step": 2, "loss": 4.0}, {"kind": "eval", "step": 3, "loss": 4.5, "bits_per_byte": 2.0}]
+    lines += [{"kind": "train", "step": 2, "loss": 4.0}, {"kind": "eval", "step": 3, "loss": 4.5, "bits_per_byte": 2.0,
+                                                          "token_perplexity": 90.0}]
     m.write_text("\n".join(json.dumps(x) for x in lines) + '\n{"kind": "tra')
     train, evals = read_metrics(m)
     assert train[2]["loss"] == 4.0 and list(evals) == [3]  # the later record of a step wins

@@ -1,9 +1,18 @@
-"""What a run reports: MFU against a stated device peak, and where metrics go.
+"""What a run reports, the same way in every track: one record schema, one writer, one loss curve.
 
-Every record goes to ``OUT/metrics.jsonl`` (one JSON object per line: the plain-text source of
-truth, appended across resumes), to TensorBoard (``OUT/tensorboard``) unless disabled, to Weights &
-Biases when a project is set, and every `log_interval` steps to the log as one line. At the end
-``OUT/loss_curve.png`` plots training and validation loss and bits-per-byte.
+Every record goes to ``OUT/metrics.jsonl`` (one JSON object per line: the plain-text source of truth), to
+TensorBoard (``OUT/tensorboard``) unless disabled, and to Weights & Biases when a project is set. The
+schema (`TRAIN_KEYS`, `EVAL_KEYS`):
+
+- ``{"kind": "train", "step", "loss", "lr", "grad_norm", "tokens_per_s", "tokens_seen", "step_seconds", ...}``
+  one per optimizer step (a track may add keys: ``mfu``, ``epoch``, or its loss terms);
+- ``{"kind": "eval", "step", "loss", "bits_per_byte", "token_perplexity", "word_perplexity", "tokens", "bytes",
+  "documents", "seconds"}`` one per validation on held-out documents;
+- ``{"kind": "event", "step", "event": "resume" | "stop" | ...}``.
+
+On resume from step N the file keeps the records up to N and drops the later ones (they are trained
+again), so the curve never holds a step twice; a fresh run starts an empty file. At the end
+``OUT/loss_curve.png`` plots training and validation loss and validation bits-per-byte.
 """
 
 from __future__ import annotations
@@ -18,9 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from persianllama.atomic import write_text
 from persianllama.errors import UserError
 
-log = logging.getLogger("persianllama.train")
+log = logging.getLogger("persianllama.run")
+
+TRAIN_KEYS = ("step", "loss", "lr", "grad_norm", "tokens_per_s", "tokens_seen", "step_seconds")
+EVAL_KEYS = ("step", "loss", "bits_per_byte", "token_perplexity", "word_perplexity", "tokens", "bytes", "documents",
+             "seconds")
+_REQUIRED = {"train": TRAIN_KEYS, "eval": EVAL_KEYS, "event": ("step", "event")}
 
 # Dense (no sparsity) peak TFLOP/s per GPU, from NVIDIA's datasheets: (bf16, fp16, fp32 without TF32).
 # Matched in order against torch.cuda.get_device_name(); the first pattern that matches wins.
@@ -57,7 +72,7 @@ def _cpu_ghz() -> float | None:
 
 def cpu_peak_tflops(precision: str, cores: int) -> tuple[float | None, str]:
     """Rough x86 peak: cores x clock x FLOPs per cycle (two FMA units per core assumed)."""
-    from persianllama.train.plan import cpu_flags
+    from persianllama.run.device import cpu_flags
 
     flags, ghz = cpu_flags(), _cpu_ghz()
     if not ghz:
@@ -128,7 +143,11 @@ class RunLog:
         if not active:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.jsonl = open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115 (open for the run)
+        path = self.out_dir / "metrics.jsonl"
+        keep = [json.dumps(r, ensure_ascii=False) for r in read_records(path) if r["step"] <= start_step] \
+            if start_step else []
+        write_text(path, "".join(line + "\n" for line in keep))
+        self.jsonl = open(path, "a", encoding="utf-8")  # noqa: SIM115 (open for the run)
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -141,13 +160,20 @@ class RunLog:
             self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True)
 
     def write(self, record: dict[str, Any]) -> None:
+        kind = record.get("kind")
+        missing = [k for k in _REQUIRED.get(kind, ("kind",)) if k not in record]
+        if missing:  # a programming error in a track, caught by its tests
+            raise ValueError(f"metrics record of kind {kind!r} lacks {missing}: {record}")
         if not self.active:
             return
-        self.jsonl.write(json.dumps({**record, "time": round(time.time(), 3)}) + "\n")
+        self.jsonl.write(json.dumps({**record, "time": round(time.time(), 3)}, ensure_ascii=False) + "\n")
         self.jsonl.flush()
+        if kind == "event":
+            return
         step = record.get("step", 0)
-        scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k != "step" and v is not None}
-        prefix = "val" if record.get("kind") == "eval" else "train"
+        scalars = {k: v for k, v in record.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step" and v is not None}
+        prefix = "val" if kind == "eval" else "train"
         if self.tb is not None:
             for k, v in scalars.items():
                 self.tb.add_scalar(f"{prefix}/{k}", v, step)
@@ -188,28 +214,48 @@ def _start_wandb(project: str, out_dir: Path, config: dict):
     return wandb.init(project=project, dir=str(out_dir), name=out_dir.name, config=config)
 
 
-def read_metrics(path: Path) -> tuple[dict[int, dict], dict[int, dict]]:
-    """Train and eval records by step; a step logged twice (a rerun after resume) keeps the last."""
-    train: dict[int, dict] = {}
-    evals: dict[int, dict] = {}
-    if not path.is_file():
-        return train, evals
-    for line in path.read_text(encoding="utf-8").splitlines():
+def read_records(path: Path) -> list[dict]:
+    """Every record of a metrics.jsonl, in order; a line cut off by a kill (or not a record) is skipped."""
+    out = []
+    if not Path(path).is_file():
+        return out
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
-            continue  # a line cut off by a kill
-        if "step" not in rec:
             continue
-        if rec.get("kind") == "eval":
-            evals[int(rec["step"])] = rec
-        elif rec.get("kind") == "train":
-            train[int(rec["step"])] = rec
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec.get("kind") in _REQUIRED:
+            out.append(rec)
+    return out
+
+
+def read_metrics(path: Path) -> tuple[dict[int, dict], dict[int, dict]]:
+    """Train and eval records by step; a step logged twice keeps the last."""
+    train: dict[int, dict] = {}
+    evals: dict[int, dict] = {}
+    for rec in read_records(path):
+        if rec["kind"] == "eval":
+            evals[rec["step"]] = rec
+        elif rec["kind"] == "train":
+            train[rec["step"]] = rec
     return train, evals
 
 
-def plot_loss_curve(metrics: Path, out_png: Path) -> Path | None:
-    """Training loss (and validation loss, bits-per-byte when measured) against step."""
+def summarize(path: Path) -> dict:
+    """What a report says of a run: first and last training loss (with steps), first and last validation."""
+    train, evals = read_metrics(path)
+    out: dict[str, Any] = {"steps": max(train) if train else 0}
+    if train:
+        first, last = train[min(train)], train[max(train)]
+        out.update(train_loss_first=first["loss"], train_loss_first_step=first["step"], train_loss_last=last["loss"],
+                   train_loss_last_step=last["step"])
+    if evals:
+        out.update(eval_first=evals[min(evals)], eval_last=evals[max(evals)])
+    return out
+
+
+def plot_loss_curve(metrics: Path, out_png: Path, *, title: str | None = None) -> Path | None:
+    """Training loss (and validation loss, bits-per-byte when measured) against step; written atomically."""
     train, evals = read_metrics(metrics)
     if not train:
         return None
@@ -221,7 +267,7 @@ def plot_loss_curve(metrics: Path, out_png: Path) -> Path | None:
     fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(11 if evals else 6, 4), squeeze=False)
     ax = axes[0][0]
     steps = sorted(train)
-    ax.plot(steps, [train[s]["loss"] for s in steps], label="train loss", lw=1)
+    ax.plot(steps, [train[s]["loss"] for s in steps], label="training loss", lw=1)
     if evals:
         es = sorted(evals)
         ax.plot(es, [evals[s]["loss"] for s in es], "o-", label="validation loss")
@@ -236,7 +282,55 @@ def plot_loss_curve(metrics: Path, out_png: Path) -> Path | None:
     ax.set_title("loss")
     ax.grid(alpha=0.3)
     ax.legend()
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
+    from persianllama.atomic import atomic_path
+
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    return out_png
+    return Path(out_png)
+
+
+def eval_record(step: int, nll: float, n_bytes: float, n_tokens: float, n_words: float, n_docs: float,
+                seconds: float) -> dict:
+    """The ``eval`` record of a validation from its sums (added over ranks where a track splits the documents)."""
+    return {
+        "kind": "eval", "step": step,
+        "loss": nll / n_tokens if n_tokens else float("nan"),
+        "bits_per_byte": nll / math.log(2.0) / n_bytes if n_bytes else float("nan"),
+        "token_perplexity": math.exp(min(nll / n_tokens, 700.0)) if n_tokens else float("nan"),
+        "word_perplexity": math.exp(min(nll / n_words, 700.0)) if n_words else float("nan"),
+        "tokens": int(n_tokens), "bytes": int(n_bytes), "documents": int(n_docs), "seconds": round(seconds, 3),
+    }
+
+
+def validate(model, tokenizer, texts: list[str], *, step: int, max_length: int, batch_size: int,
+             reduce=None) -> dict | None:
+    """Score held-out `texts` (`persianllama.eval.bpb.evaluate_bpb`) and return the ``eval`` record.
+
+    `reduce(sums_tensor)`, when given, adds the five sums over ranks in place (each rank scored its share)."""
+    if not texts and reduce is None:
+        return None
+    import torch
+
+    from persianllama.eval.bpb import evaluate_bpb
+
+    start = time.perf_counter()
+    sums = torch.zeros(5, dtype=torch.float64)
+    if texts:
+        r = evaluate_bpb(model, tokenizer, texts, max_length=max_length, batch_size=batch_size)
+        sums = torch.tensor([r["nll_nats"], r["bytes"], r["tokens"], r["words"], r["documents"]], dtype=torch.float64)
+    if reduce is not None:
+        sums = reduce(sums)
+    nll, n_bytes, n_tokens, n_words, n_docs = sums.tolist()
+    if not n_docs:
+        return None
+    return eval_record(step, nll, n_bytes, n_tokens, n_words, n_docs, time.perf_counter() - start)
+
+
+def eval_line(rec: dict) -> str:
+    return (f"step {rec['step']}: validation bits/byte {rec['bits_per_byte']:.4f} | loss {rec['loss']:.4f} | "
+            f"token ppl {rec['token_perplexity']:.2f} | word ppl {rec['word_perplexity']:.1f} "
+            f"({rec['documents']} docs, {rec['seconds']:.1f}s)")

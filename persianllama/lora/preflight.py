@@ -29,14 +29,12 @@ from typing import Any
 from persianllama.errors import UserError
 from persianllama.lora.config import LoraConfig
 from persianllama.lora.embeddings import Extension, check_extension, plan_extension
-from persianllama.train import checkpoint as ckpt
-from persianllama.train.plan import Batch, batch_arithmetic, bf16_supported, check_schedule
+from persianllama.run import checkpoint as ckpt
+from persianllama.run.batch import Batch, batch_arithmetic
+from persianllama.run.device import choose_precision, device_type
+from persianllama.run.resume import check_compatible
 
 log = logging.getLogger(__name__)
-
-# What a resumed run must share with the run that wrote the checkpoint (the rest, e.g. max_steps, may change).
-RESUME_KEYS = ("base", "vocab", "quantization", "r", "alpha", "target_modules", "embeddings", "seq_len",
-               "micro_batch_size", "grad_accum_steps", "seed", "optimizer")
 
 
 @dataclass
@@ -65,13 +63,25 @@ class Setup:
         """Embedding rows after the extension."""
         return max(len(self.tok), int(self.hf_config["vocab_size"]))
 
-    def fingerprint(self) -> dict:
-        """What a checkpoint records so that a resumed run can be checked against it."""
+    def identity(self) -> dict:
+        """What the saved adapter and optimizer state depend on: a checkpoint with other values cannot be resumed."""
+        from persianllama.data.packing import tokenizer_fingerprint
+
         c = self.cfg
-        return {"base": c.model.base, "vocab": self.vocab, "quantization": c.model.quantization, "r": c.lora.r,
-                "alpha": c.lora.alpha, "target_modules": list(c.lora.target_modules), "embeddings": self.embeddings,
-                "seq_len": c.train.seq_len, "micro_batch_size": self.batch.micro,
-                "grad_accum_steps": self.batch.accum, "seed": c.train.seed, "optimizer": c.train.optimizer}
+        return {"model.base": c.model.base, "vocabulary size": self.vocab, "model.quantization": c.model.quantization,
+                "lora.r": c.lora.r, "lora.alpha": c.lora.alpha, "lora.target_modules": sorted(c.lora.target_modules),
+                "lora.embeddings": self.embeddings, "train.optimizer": c.train.optimizer,
+                "tokenizer": tokenizer_fingerprint(self.tok)}
+
+    def settings(self) -> dict:
+        """Settings a resumed run may change (each change is listed in one warning line)."""
+        c = self.cfg
+        t = c.train
+        return {"train.lr": t.lr, "train.min_lr": t.min_lr, "train.warmup_steps": t.warmup_steps,
+                "train.max_steps": t.max_steps, "train.seed": t.seed, "train.seq_len": t.seq_len,
+                "train.micro_batch_size": self.batch.micro, "train.grad_accum_steps": self.batch.accum,
+                "train.weight_decay": t.weight_decay, "train.grad_clip": t.grad_clip,
+                "data.corpus": list(c.data.corpus), "data.val_fraction": c.data.val_fraction}
 
 
 def _first_line(e: BaseException) -> str:
@@ -79,27 +89,11 @@ def _first_line(e: BaseException) -> str:
 
 
 def check_settings(cfg: LoraConfig) -> None:
-    """Range checks of single settings."""
-    t, lo = cfg.train, cfg.lora
+    """What the recipe must name (ranges and orderings of single settings were checked when it was loaded)."""
     if not cfg.data.corpus:
         raise UserError("no corpus: set data.corpus (the corpus builder's output, or .parquet/.txt files)")
     if not cfg.model.base:
         raise UserError("no base model: set model.base to an HF model directory or hub id")
-    check_schedule(t)
-    if lo.r < 1:
-        raise UserError(f"lora.r must be >= 1, got {lo.r}")
-    if lo.alpha <= 0:
-        raise UserError(f"lora.alpha must be > 0, got {lo.alpha}")
-    if not 0 <= lo.dropout < 1:
-        raise UserError(f"lora.dropout must be in [0, 1), got {lo.dropout}")
-    if not lo.target_modules:
-        raise UserError("lora.target_modules is empty: name the projections that get LoRA matrices, e.g. q_proj v_proj")
-    if cfg.checkpoint.save_interval < 1:
-        raise UserError(f"checkpoint.save_interval must be >= 1, got {cfg.checkpoint.save_interval}")
-    if cfg.log.log_interval < 1:
-        raise UserError(f"log.log_interval must be >= 1, got {cfg.log.log_interval}")
-    if cfg.log.eval_interval < 0 or cfg.log.eval_docs < 0:
-        raise UserError("log.eval_interval and log.eval_docs must be >= 0")
 
 
 def check_deepspeed(cfg: LoraConfig) -> None:
@@ -127,29 +121,9 @@ def check_deepspeed(cfg: LoraConfig) -> None:
 
 def resolve_device(cfg: LoraConfig) -> tuple[str, str, str]:
     """(device, autocast precision, load dtype), refusing what the device cannot do."""
-    import torch
-
-    want = cfg.train.device
-    if want == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device=cuda but no CUDA GPU is visible (torch.cuda.is_available() is False); "
-                        "use train.device=auto or cpu")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if want == "auto" else want
-    has_bf16 = bf16_supported(device)
-    precision = cfg.train.precision
-    if precision == "auto":
-        precision = ("bf16" if has_bf16 else "fp16") if device == "cuda" else "fp32"
-    elif precision == "bf16" and not has_bf16:
-        raise UserError(f"train.precision=bf16 but this {device} has no native bf16 (needs an Ampere+ GPU or an "
-                        "avx512_bf16/amx CPU); use train.precision=auto")
-    elif precision == "fp16" and device == "cpu":
-        raise UserError("train.precision=fp16 is not supported on CPU; use fp32 (or bf16 on an avx512_bf16 CPU)")
-    dtype = cfg.model.dtype
-    if dtype == "auto":
-        dtype = ("bf16" if has_bf16 else "fp16") if device == "cuda" else "fp32"
-    elif dtype == "fp16" and device == "cpu":
-        raise UserError("model.dtype=fp16 is not supported on CPU; use fp32 or bf16")
-    elif dtype == "bf16" and not has_bf16:
-        raise UserError(f"model.dtype=bf16 but this {device} has no native bf16; use model.dtype=auto")
+    device = device_type(cfg.train.device)
+    precision = choose_precision(cfg.train.precision, device, key="train.precision")
+    dtype = choose_precision(cfg.model.dtype, device, key="model.dtype")
     if cfg.model.quantization != "none" or cfg.train.optimizer == "adamw8bit":
         from importlib.metadata import PackageNotFoundError, version
 
@@ -172,13 +146,11 @@ def read_base_config(base: str) -> dict:
             raise UserError(f"model.base={base} is not an HF model directory (no config.json)")
         cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
     else:
-        try:
-            from transformers import AutoConfig
+        from transformers import AutoConfig
 
-            cfg = AutoConfig.from_pretrained(base).to_dict()
-        except Exception as e:  # noqa: BLE001 - offline, gated, misspelled: one line
-            raise UserError(f"cannot read the base model {base!r}: {_first_line(e)} (give a local model directory, "
-                            "or log in / download it first)") from None
+        from persianllama import hub
+
+        cfg = hub.from_pretrained(AutoConfig.from_pretrained, base, "config", context=" (model.base)").to_dict()
     if cfg.get("quantization_config"):
         q = cfg["quantization_config"]
         raise UserError(f"model.base={base} is saved already quantized ({q.get('quant_method', q)}); LoRA needs the "
@@ -192,10 +164,9 @@ def read_base_config(base: str) -> dict:
 def _load_tokenizer(source: str, what: str):
     from transformers import AutoTokenizer
 
-    try:
-        return AutoTokenizer.from_pretrained(source)
-    except Exception as e:  # noqa: BLE001
-        raise UserError(f"cannot load the {what} from {source}: {_first_line(e)}") from None
+    from persianllama import hub
+
+    return hub.from_pretrained(AutoTokenizer.from_pretrained, source, "tokenizer", context=f" ({what})")
 
 
 def resolve_vocabulary(cfg: LoraConfig, hf_config: dict) -> tuple[Any, Any, Extension, str]:
@@ -227,27 +198,11 @@ def resolve_vocabulary(cfg: LoraConfig, hf_config: dict) -> tuple[Any, Any, Exte
     return base_tok, tok, ext, mode
 
 
-def _adapter_shapes(adapter: Path) -> dict[str, list[int]]:
-    st = adapter / "adapter_model.safetensors"
-    if st.is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(st), framework="pt") as f:
-            return {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
-    if (adapter / "adapter_model.bin").is_file():
-        import torch
-
-        return {k: list(v.shape) for k, v in
-                torch.load(adapter / "adapter_model.bin", map_location="cpu", weights_only=True).items()}
-    raise UserError(f"{adapter}: no adapter_model.safetensors (or .bin); is this a PEFT adapter folder?")
-
-
 def adapter_vocab(adapter: Path) -> int | None:
     """Embedding rows an adapter was trained with (None: it saved no embeddings)."""
-    for key, shape in _adapter_shapes(adapter).items():
-        if "embed_tokens" in key and len(shape) == 2 and "lora_" not in key and "trainable_tokens" not in key:
-            return shape[0]
-    return None
+    from persianllama.lora.adapter import embedding_rows
+
+    return embedding_rows(adapter)
 
 
 def check_init_adapter(cfg: LoraConfig, vocab: int, extended: bool) -> None:
@@ -274,7 +229,10 @@ def check_init_adapter(cfg: LoraConfig, vocab: int, extended: bool) -> None:
                         f"{sorted(cfg.lora.target_modules)}; make them equal")
 
 
-def resolve_resume(cfg: LoraConfig, fingerprint: dict) -> tuple[Path | None, dict | None]:
+def resolve_resume(setup: Setup) -> tuple[Path | None, dict | None]:
+    """The checkpoint to continue from (checkpoint.resume), verified against its manifest and checked against
+    this run before any weights are read."""
+    cfg = setup.cfg
     root = Path(cfg.out_dir) / "checkpoints"
     resume = cfg.checkpoint.resume
     if resume == "none":
@@ -282,17 +240,13 @@ def resolve_resume(cfg: LoraConfig, fingerprint: dict) -> tuple[Path | None, dic
             raise UserError(f"{root} already holds checkpoints of an earlier run and checkpoint.resume=none would "
                             "overwrite them; use checkpoint.resume=auto to continue it, or another out_dir")
         return None, None
-    path = ckpt.latest_complete(root) if resume == "auto" else ckpt.resolve_checkpoint(resume)
-    if path is None:
+    found = (ckpt.find_resumable(root, verify_mode=cfg.checkpoint.verify) if resume == "auto"
+             else ckpt.resolve_checkpoint(resume, verify_mode=cfg.checkpoint.verify))
+    if found is None:
         return None, None
-    state = ckpt.read_state(path)
-    saved = state.get("fingerprint", {})
-    for key in RESUME_KEYS:
-        if key in saved and saved[key] != fingerprint[key]:
-            what = "vocabulary size" if key == "vocab" else key
-            raise UserError(
-                f"cannot resume from {path}: it was trained with {what} {saved[key]!r}, this run has "
-                f"{fingerprint[key]!r}; resume with the same setting, or start a new out_dir")
+    path, state = found
+    check_compatible(path, state, identity=setup.identity(), settings=setup.settings(),
+                     hint="resume with the same base, tokenizer and lora settings, or start a new out_dir")
     if not (path / "adapter" / "adapter_config.json").is_file():
         raise UserError(f"checkpoint {path} has no adapter/ folder; it was not written by the LoRA trainer")
     return path, state
@@ -316,10 +270,10 @@ def preflight(cfg: LoraConfig) -> Setup:
         raise UserError(f"lora.target_modules: {', '.join(unknown)} is not a projection of a LLaMA layer "
                         f"(choose from {', '.join(known)})")
     base_tok, tok, ext, mode = resolve_vocabulary(cfg, hf)
-    batch = batch_arithmetic(cfg.train, world_size=1)  # type: ignore[arg-type]  (same field names)
+    batch = batch_arithmetic(cfg.train, world_size=1)
     setup = Setup(cfg, device, precision, dtype, hf, base_tok, tok, ext, mode, batch)
     check_init_adapter(cfg, setup.vocab, ext.extended)
-    setup.resume_from, setup.resume_state = resolve_resume(cfg, setup.fingerprint())
+    setup.resume_from, setup.resume_state = resolve_resume(setup)
     if ext.extended:
         setup.notes.append(f"vocabulary {ext.base_size} -> {ext.new_size}: {ext.new_size - ext.base_size} new rows "
                            f"initialised from the mean of their base subtokens; embeddings trained: {mode}")
@@ -328,18 +282,13 @@ def preflight(cfg: LoraConfig) -> Setup:
 
 def plan_inputs(setup: Setup):
     """The memory plan's inputs for a resolved run, on the device it will use."""
-    from persianllama.lora.plan import GIB, PlanInputs, arch_from_config
+    from persianllama.lora.plan import arch_from_config, inputs_for
 
     cfg = setup.cfg
     mem, name = device_memory(cfg)
-    return PlanInputs(
-        arch=arch_from_config(setup.hf_config, cfg.model.base), quantization=cfg.model.quantization,
-        dtype=setup.dtype, precision=setup.precision, r=cfg.lora.r, target_modules=tuple(cfg.lora.target_modules),
-        dropout=cfg.lora.dropout, embeddings=setup.embeddings, vocab=setup.vocab, seq_len=cfg.train.seq_len,
-        micro_batch=setup.batch.micro, gradient_checkpointing=cfg.model.gradient_checkpointing,
-        optimizer=cfg.train.optimizer, min_8bit_size=cfg.train.min_8bit_size,
-        double_quant=cfg.model.bnb_4bit_double_quant, device_memory=mem, device_name=name,
-        cuda_context=cfg.plan.cuda_context_gb * GIB, fragmentation=cfg.plan.fragmentation, device=setup.device)
+    return inputs_for(cfg, arch=arch_from_config(setup.hf_config, cfg.model.base), vocab=setup.vocab,
+                      embeddings=setup.embeddings, precision=setup.precision, dtype=setup.dtype,
+                      micro_batch=setup.batch.micro, device=setup.device, device_memory=mem, device_name=name)
 
 
 def device_memory(cfg: LoraConfig) -> tuple[float, str]:

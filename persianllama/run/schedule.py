@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from persianllama.train.config import TrainConfig
+from persianllama.run.settings import TrainSettings
 
 
 def lr_at(step: int, lr: float, min_lr: float, warmup: int, max_steps: int) -> float:
@@ -28,7 +28,7 @@ def lr_at(step: int, lr: float, min_lr: float, warmup: int, max_steps: int) -> f
     return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
-def warmup_cosine(optimizer, train: TrainConfig):
+def warmup_cosine(optimizer, train: TrainSettings):
     """A `torch.optim.lr_scheduler.LambdaLR` following `lr_at` (the optimizer's lr is the peak)."""
     from torch.optim.lr_scheduler import LambdaLR
 
