@@ -42,8 +42,9 @@ def _install_quiet_task_logger() -> None:
     from datatrove.utils.logging import logger
 
     def _not_noise(record) -> bool:
-        # "No .remove file" only means that this task's documents had no near duplicate.
-        return "No .remove file" not in record["message"]
+        # "No .remove file" only means that this task's documents had no near duplicate. A task's exception
+        # (with its traceback) stays in the task log: the build reports it in one line, or re-raises it.
+        return "No .remove file" not in record["message"] and record["exception"] is None
 
     def add_task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1):
         logger.remove()
@@ -209,17 +210,19 @@ class NormalizeStep(BaseFormatter):
 
 
 class BoilerplateFilter(BaseFilter):
-    """Removes boilerplate lines; drops the document only if nothing is left."""
+    """Removes boilerplate lines from the documents of `sources` (None: every document); drops a document
+    only if nothing is left."""
 
     name = "🧹 Boilerplate lines"
 
-    def __init__(self, config: BoilerplateConfig, exclusion_writer=None):
+    def __init__(self, config: BoilerplateConfig, exclusion_writer=None, sources: list[str] | None = None):
         super().__init__(exclusion_writer)
         self.config = config
+        self.sources = None if sources is None else frozenset(sources)
         self._remover: BoilerplateRemover | None = None
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        if not self.config.enabled:
+        if not self.config.enabled or (self.sources is not None and doc.metadata.get("source") not in self.sources):
             return True
         if self._remover is None:
             self._remover = BoilerplateRemover(self.config)
@@ -242,20 +245,30 @@ class LanguageFilter(BaseFilter):
 
 
 class QualityFilter(BaseFilter):
+    """Quality checks with `config`, or with `by_source[source]` for the sources it names (None there:
+    that source is not checked); `skip_sources` are not checked either."""
+
     name = "🥇 Persian quality"
 
-    def __init__(self, config: QualityConfig, skip_sources: list[str] | None = None, exclusion_writer=None):
+    def __init__(self, config: QualityConfig, skip_sources: list[str] | None = None, exclusion_writer=None,
+                 by_source: dict[str, QualityConfig | None] | None = None):
         super().__init__(exclusion_writer)
         self.config = config
-        self.skip_sources = frozenset(skip_sources or ())
-        self._checker: QualityChecker | None = None
+        self.by_source = dict(by_source or {})
+        self.by_source.update({s: None for s in skip_sources or ()})
+        self._checkers: dict[str | None, QualityChecker | None] = {}
+
+    def _checker(self, source: str | None) -> QualityChecker | None:
+        if source not in self._checkers:  # built in the worker: the pipeline is pickled to each task
+            config = self.by_source.get(source, self.config)
+            self._checkers[source] = None if config is None else QualityChecker(config)
+        return self._checkers[source]
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        if doc.metadata.get("source") in self.skip_sources:
+        checker = self._checker(doc.metadata.get("source"))
+        if checker is None:
             return True
-        if self._checker is None:
-            self._checker = QualityChecker(self.config)
-        reason = self._checker.check(doc.text)
+        reason = checker.check(doc.text)
         return True if reason is None else (False, reason)
 
 

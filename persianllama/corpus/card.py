@@ -156,6 +156,23 @@ def write_card(out: str, work: str, stats: dict[str, Any], config: CorpusConfig)
         "",
         "![Document lengths, kept vs dropped](lengths.png)",
         "",
+        "## Filters by source",
+        "",
+        "Each source is filtered by its profile: 'web' (boilerplate lines removed, the `quality` section) or "
+        "'curated' (no web-only rules, the `quality_curated` section). What this build applied (every setting: "
+        "`stats.json` under `settings_by_source`, and the recipe below):",
+        "",
+        "| source | kind | profile | boilerplate lines removed | quality settings | min words | FineWeb line rules |",
+        "|---|---|---|---|---|---:|---|",
+    ]
+    for name, s in stats.get("settings_by_source", {}).items():
+        q = s["quality"]
+        lines.append(
+            f"| {name} | {s['kind']} | {s['profile']} | {'yes' if s['boilerplate_removal'] else 'no'} | "
+            + (f"`{s['quality_section']}` | {q['min_words']} | {'on' if q['fineweb_line_rules'] else 'off'} |"
+               if q is not None else "off | | |"))
+    lines += [
+        "",
         "## Dropped, by filter and reason",
         "",
         "| filter | reason | documents |",

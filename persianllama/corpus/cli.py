@@ -62,7 +62,7 @@ def run_build(args: argparse.Namespace) -> int:
         raise UserError("--source needs --input PATH [PATH ...]")
     if args.output:
         data["output"] = args.output
-    if args.workers:
+    if args.workers is not None:  # (0 and negatives too: the setting's rule refuses them by name)
         data = cfg.merge(data, {"executor": {"workers": args.workers}})
     if args.no_progress:
         data["progress"] = False

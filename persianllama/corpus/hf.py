@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from persianllama.corpus.oscar import parse_record
+from persianllama.corpus.oscar import BadRecord, parse_record
 from persianllama.corpus.records import RawDoc, ReadReport
 from persianllama.errors import UserError
 
@@ -46,14 +46,20 @@ def iter_hf(path: str, report: ReadReport, *, kind: str, source: str, config: st
         ds = ds.shard(num_shards=num_shards, index=shard)
     for i, row in enumerate(ds):
         if kind == "wikipedia":
-            text = row.get("text")
+            text, title, url = row.get("text"), row.get("title"), row.get("url")
             if not isinstance(text, str):
                 report.bad(path, f"row {i}", "no_text_field", "row has no string 'text'")
                 continue
-            doc = RawDoc(text=text, id=f"{source}/{row.get('id', i)}", source=source,
-                         title=row.get("title"), url=row.get("url"))
+            if not all(v is None or isinstance(v, str) for v in (title, url)):
+                report.bad(path, f"row {i}", "wrong_type", "title and url must be strings or null")
+                continue
+            doc = RawDoc(text=text, id=f"{source}/{row.get('id', i)}", source=source, title=title, url=url)
         else:
-            doc = parse_record(row, path, i, source)
+            try:
+                doc = parse_record(row, path, i, source)
+            except BadRecord as e:
+                report.bad(path, f"row {i}", e.reason, str(e))
+                continue
             if doc is None:
                 report.bad(path, f"row {i}", "no_text_field", "row has neither 'text' nor 'content'")
                 continue

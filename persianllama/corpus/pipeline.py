@@ -15,6 +15,7 @@ same command resumes; rerunning with other settings on the same DIR is refused w
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import json
@@ -22,6 +23,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -103,7 +105,7 @@ def _is_hf_dir(path: str) -> bool:
 def fingerprint(config: CorpusConfig, units: list[dict[str, Any]]) -> str:
     """Settings + inputs (path, size, mtime) that decide the output; executor/progress do not."""
     settings = to_dict(config)
-    for key in ("executor", "progress", "output"):
+    for key in ("executor", "progress", "output", "free_space_factor"):
         settings.pop(key, None)
     files = []
     for u in units:
@@ -114,6 +116,75 @@ def fingerprint(config: CorpusConfig, units: list[dict[str, Any]]) -> str:
             files.append([u["path"], u["hf"], u["shard"], u["num_shards"]])
     blob = json.dumps({"settings": settings, "files": files}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------
+# Output checks
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _tree_size(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def input_bytes(units: list[dict[str, Any]]) -> int:
+    """Bytes of the local inputs (files; local HF dataset folders once each); hub datasets count 0."""
+    total = 0
+    for path in dict.fromkeys(u["path"] for u in units):
+        if os.path.isfile(path):
+            total += os.path.getsize(path)
+        elif os.path.isdir(path):
+            total += _tree_size(path)
+    return total
+
+
+def check_output(out: str, units: list[dict[str, Any]], factor: float) -> None:
+    """Refuse, in one line and before any work, an --output that is a file, cannot be written, or sits on a
+    filesystem with less free space than `factor` x the inputs' size (less what an earlier run of this
+    build already wrote there)."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--output {out} is an existing file, not a directory; choose a directory path")
+    parent = out
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UserError(f"--output {out}: {parent} is a file, so the directory cannot be created there")
+
+    def unwritable(e: OSError) -> UserError:
+        return UserError(f"--output {out} is not writable ({e.strerror or e}); choose another directory "
+                         "or fix its permissions")
+
+    try:  # a real write where the output will go (os.access is blind to read-only mounts, and root passes it)
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".write-check-"))
+    except OSError as e:
+        raise unwritable(e) from None
+    if factor > 0:
+        # What a run of this build already wrote there counts towards it (a resume, or --fresh's leftovers).
+        needed = factor * input_bytes(units) - sum(_tree_size(os.path.join(out, d)) for d in (".work", "data"))
+        free = shutil.disk_usage(parent).free
+        if free < needed:
+            raise UserError(
+                f"not enough free space for --output {out}: {_human(free)} free there, the build needs about "
+                f"{_human(needed)} ({factor:g}x the inputs' {_human(input_bytes(units))}); free some space, choose "
+                "another --output, or lower free_space_factor (0 turns this check off)")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise unwritable(e) from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -170,7 +241,8 @@ def build_stages(config: CorpusConfig, units: list[dict[str, Any]], work: str) -
 
     rejects = os.path.join(work, "rejects")
     n_ex = config.examples_per_reason
-    skip_quality = sorted({s.source for s in config.sources if not s.quality})
+    quality_by_source = {s.source: config.quality_for(s) for s in config.sources}
+    boilerplate_sources = sorted({s.source for s in config.sources if config.removes_boilerplate(s)})
     n_files = len(units)
     stages: list[tuple[str, Any]] = []
 
@@ -181,9 +253,9 @@ def build_stages(config: CorpusConfig, units: list[dict[str, Any]], work: str) -
         blocks.CorpusReader(units, os.path.join(work, "reports"), progress=config.progress),
         blocks.OscarMetadataFilter(config.oscar, exclusion_writer=rec("oscar_metadata")),
         blocks.NormalizeStep(config.normalizer),
-        blocks.BoilerplateFilter(config.boilerplate, exclusion_writer=rec("boilerplate")),
+        blocks.BoilerplateFilter(config.boilerplate, exclusion_writer=rec("boilerplate"), sources=boilerplate_sources),
         blocks.LanguageFilter(config.language, exclusion_writer=rec("language")),
-        blocks.QualityFilter(config.quality, skip_quality, exclusion_writer=rec("quality")),
+        blocks.QualityFilter(config.quality, exclusion_writer=rec("quality"), by_source=quality_by_source),
         JsonlWriter(os.path.join(work, "clean"), output_filename="${rank}.jsonl.gz", compression="gzip"),
     ]
     stages.append(("clean", _executor(config, clean, n_files, os.path.join(work, "logs", "clean"), "clean")))
@@ -263,8 +335,6 @@ def _stage_done(executor) -> bool:
 
 def build(config: CorpusConfig, fresh: bool = False) -> dict[str, Any]:
     """Run (or resume) the build; returns the stats written to DIR/stats.json."""
-    from persianllama.corpus.card import collect_stats, write_card
-
     if not config.output:
         raise UserError("no output directory (give --output DIR)")
     if not config.sources:
@@ -272,6 +342,7 @@ def build(config: CorpusConfig, fresh: bool = False) -> dict[str, Any]:
     out = os.path.abspath(config.output)
     work = os.path.join(out, ".work")
     units = [u for s in config.sources for u in expand_inputs(s)]
+    check_output(out, units, config.free_space_factor)
     fp = fingerprint(config, units)
     marker = os.path.join(work, "build.json")
     if fresh and os.path.exists(out):
@@ -285,6 +356,19 @@ def build(config: CorpusConfig, fresh: bool = False) -> dict[str, Any]:
                 f"vs {fp}); use --fresh to start over or choose another --output")
     elif os.path.isdir(os.path.join(out, "data")) and os.listdir(os.path.join(out, "data")):
         raise UserError(f"{out}/data already holds files from another build; use --fresh or another --output")
+    try:
+        return _run(config, units, out, work, marker, fp)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UserError(f"no space left on the device holding {out} ({e.strerror}); free some space and run "
+                            "the same command again: finished tasks are kept and the build resumes") from None
+        raise
+
+
+def _run(config: CorpusConfig, units: list[dict[str, Any]], out: str, work: str, marker: str,
+         fp: str) -> dict[str, Any]:
+    from persianllama.corpus.card import collect_stats, write_card
+
     atomic.write_json(marker, {"fingerprint": fp, "config": to_dict(config), "units": units,
                                "started": time.strftime("%Y-%m-%d %H:%M:%S")})
     from persianllama.corpus import blocks  # noqa: F401 - quiets datatrove's per-task stderr logging
@@ -309,6 +393,7 @@ def build(config: CorpusConfig, fresh: bool = False) -> dict[str, Any]:
 
     shards = publish(work, out)
     stats = collect_stats(work, units, shards, seconds=time.time() - t0)
+    stats["settings_by_source"] = config.settings_by_source()
     if stats["read"]["documents"] == 0:
         reasons = "; ".join(f"{d['file']} ({d['where']}): {d['reason']} {d['message']}"
                             for d in stats["read"]["broken_details"][:5]) or "no records in any input"

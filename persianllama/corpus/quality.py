@@ -79,7 +79,7 @@ class QualityChecker:
         return (
             self.gopher_quality(text, ws, lines)
             or self.gopher_repetition(text, ws, lines)
-            or self.fineweb(text, ws, lines)
+            or (self.fineweb(text, ws, lines) if self.cfg.fineweb_line_rules else None)
             or self.c4(text)
         )
 

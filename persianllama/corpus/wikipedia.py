@@ -1,28 +1,35 @@
 """Reader for MediaWiki XML dumps (``fawiki-*-pages-articles*.xml[.bz2]``): articles as `RawDoc`.
 
 ``iter_wikipedia(path, report)`` promises:
-- it streams: the file is decompressed and parsed in chunks of at most 1 MiB (lxml's pull parser, each page
-  element cleared once read), so memory is bounded by the largest page, not the dump;
+- it streams: the file is decompressed in chunks of at most 1 MiB, cut into ``<page>`` ... ``</page>``
+  pieces and each piece is parsed on its own with lxml, so memory is bounded by the largest page
+  (a page over _MAX_PAGE bytes without its ``</page>`` is counted broken and skipped), not the dump;
 - compression is told by the file's magic bytes, not its name: plain XML, bzip2 (multistream
   dumps are concatenated bz2 streams, which the stdlib reads as one), gzip and xz;
 - any export schema version: elements are matched by local name, whatever the namespace URI;
 - only main-namespace (ns 0) articles are yielded; every other page is counted in
   ``report.skipped`` under 'namespace', 'redirect', 'disambiguation' or 'empty' (nothing left
   after stripping), checked in that order;
-- a dump that stops mid-page, a truncated compressed stream, or invalid XML does not raise: every
-  complete page before the fault is yielded, ONE ``report.bad`` records where (``page N / byte
-  offset X``, X counted in the decompressed XML) and why ('truncated', 'invalid_xml', or
+- a page that is not well-formed XML (a raw ``<`` or ``&`` in its text, bad UTF-8, an undefined
+  entity, a ``<page>`` never closed before the next one) costs that page only: ONE ``report.bad``
+  records where (``page N / byte offset X``, X counted in the decompressed XML) with the reason
+  'invalid_xml', and reading goes on at the next ``<page>``. A broken header (``<siteinfo>``) or
+  text between pages is one such record too ('after page N / ...');
+- a dump that stops mid-page or a truncated compressed stream does not raise: every complete page
+  before the cut is yielded and ONE ``report.bad`` says where ('truncated', or
   'corrupt_compression' for a damaged compressed stream), and reading that file stops;
+- no entity is ever resolved and nothing is fetched: a page that names an entity other than the five
+  XML ones (``&xxe;``) is a broken page, whatever the header's DOCTYPE declares;
 - a missing file raises FileNotFoundError and an empty one ValueError, both naming the path, when
   ``iter_wikipedia`` is called (not when iteration starts).
 
-Why lxml's pull parser: on this project's machine mwxml read a dump at 8.3 MB/s of wikitext and
-lxml's iterparse at 13.9 (corpus findings notes, section 4); parsing the Marathi sample from
-memory, lxml's iterparse ran at 91 MB/s of XML (CPU), its pull parser at 82 and the stdlib's
-ElementTree at 76. The pull parser is within 10% of iterparse and lets the reader drain the pages
-completed before an error and notice a parser that has stopped (see _STALL). Reading is not the
-bottleneck: decompression and stripping the markup cost more than parsing the XML
-(benchmarks/wikitext.py).
+Why one lxml parse per page: it is the simplest way to lose one bad page instead of the rest of the
+dump (libxml2 stops at the first well-formedness error and, fed incrementally, often reports it
+only at the end), and it is not slower: on benchmarks/wikitext.py's synthetic dump, splitting at
+``<page>`` and parsing each page took 0.06 s per 8 MB of XML, lxml's pull parser over the whole
+stream 0.065 s. mwxml read a dump at 8.3 MB/s of wikitext and lxml's iterparse at 13.9 (corpus
+findings notes, section 4). Reading is not the bottleneck: decompression and stripping the markup
+cost more than parsing the XML (benchmarks/wikitext.py).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import IO
+from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
@@ -47,9 +55,17 @@ __all__ = ["DEFAULT_BASE_URL", "is_disambiguation", "is_redirect", "iter_wikiped
 
 DEFAULT_BASE_URL = "https://fa.wikipedia.org/wiki/"
 _CHUNK = 1 << 20
-# Bytes fed without any <page>/<revision> event after which the parser is taken to have stopped on
-# an error. MediaWiki caps a revision at 2 MiB of wikitext, so a healthy dump never gets near it.
-_STALL = 64 << 20
+# A page this long without its </page> is taken for a broken one and skipped, so memory stays
+# bounded. MediaWiki caps a revision at 2 MiB of wikitext (a few times that once XML-escaped), so no
+# page of a pages-articles dump gets near it.
+_MAX_PAGE = 256 << 20
+
+_PAGE_START = re.compile(rb"<page[\s>]")
+_PAGE_END = re.compile(rb"</page\s*>")
+# No entity resolution, no DTD, no network: a dump has no business asking for any of them.
+# huge_tree: a few pages exceed libxml2's default 10 MB text-node limit.
+_PARSER_OPTIONS = dict(huge_tree=True, resolve_entities=False, load_dtd=False, no_network=True,
+                       remove_comments=True, remove_pis=True)
 
 # Redirect magic words: fawiki's (fawiki_namespaces.json: '#تغییرمسیر', plus its '_' and space
 # spellings) and the English one that every wiki accepts, matched case-insensitively at the start
@@ -185,30 +201,88 @@ def _line_offset(data: bytes, lines_before: int, line: int, column: int) -> int 
     return pos + len(head.encode())
 
 
-def _offset_by_rescan(path: str, line: int, column: int) -> int | None:
-    """Byte offset of (line, column) in the decompressed XML, found by reading the file again.
+def _error_offset(data: bytes, error: etree.XMLSyntaxError, lines_before: int = 0) -> int | None:
+    """Offset in ``data`` of the position libxml2 gives for ``error``, or None."""
+    line, column = error.position or (0, 0)
+    return _line_offset(data, lines_before, line, column) if line else None
 
-    Only used to locate an XML error that lies before the chunk in hand, so it costs one extra
-    pass over (part of) one bad file, and never raises.
-    """
-    try:
-        with _open(path) as stream:
-            offset = 0
-            lines = 0
-            while True:
-                chunk = stream.read1(_CHUNK)
-                if not chunk:
-                    return None
-                n = chunk.count(b"\n")
-                if lines + n >= line - 1:
-                    # The line starts here; read on a little so a long line's column fits.
-                    tail = chunk + stream.read(4 * column)
-                    found = _line_offset(tail, lines, line, column)
-                    return None if found is None else offset + found
-                lines += n
-                offset += len(chunk)
-    except (EOFError, OSError, lzma.LZMAError, zlib.error):
-        return None
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
+
+
+def _find(buf: bytearray, literal: bytes, tag: re.Pattern[bytes], pos: int) -> re.Match[bytes] | None:
+    """First match of ``tag`` at or after ``pos``. bytes.find jumps from one ``literal`` (the tag's
+    fixed start) to the next at memchr speed, several times faster than the regex's own scan."""
+    i = buf.find(literal, pos)
+    while i >= 0:
+        m = tag.match(buf, i)
+        if m is not None:
+            return m
+        i = buf.find(literal, i + 1)
+    return None
+
+
+def _last_page_start(buf: bytearray, lo: int, hi: int) -> int | None:
+    """Offset of the last ``<page`` start tag that begins in ``buf[lo:hi]``."""
+    i = buf.rfind(b"<page", lo, hi)
+    while i >= 0:
+        if _PAGE_START.match(buf, i):
+            return i
+        i = buf.rfind(b"<page", lo, i)
+    return None
+
+
+_AFTER_ROOT = re.compile(rb"(?:\s|<!--.*?-->|<\?.*?\?>)*", re.DOTALL)
+
+
+@dataclass
+class _Header:
+    """What the part of the dump before the first ``<page>`` says, and what is wrong with it."""
+
+    site: _Site = field(default_factory=_Site)
+    root_end: re.Pattern[bytes] = re.compile(rb"</mediawiki\s*>")
+    # Wrapper with the root's namespace declarations, for a page that uses a prefix declared there.
+    wrap: tuple[bytes, bytes] | None = None
+    error: etree.XMLSyntaxError | None = None
+    error_offset: int = 0
+
+    @classmethod
+    def parse(cls, data: bytes, complete: bool) -> _Header:
+        """``complete``: ``data`` is the whole document (a dump without pages); otherwise pages follow,
+        and the root is closed here by a made-up end tag so that the header is checked on its own."""
+        header = cls()
+        pull = etree.XMLPullParser(events=("start", "end"), **_PARSER_OPTIONS)
+        root = None
+
+        def take_events() -> None:
+            nonlocal root
+            for event, elem in pull.read_events():
+                if event == "start" and root is None:
+                    root = elem
+                elif event == "end" and _local(elem.tag) == "siteinfo" and elem.getparent() is root:
+                    header.site = _Site.from_xml(elem)
+
+        def qname() -> str:
+            return ((root.prefix + ":") if root.prefix else "") + _local(root.tag)
+
+        try:
+            pull.feed(data)
+            take_events()
+            if not complete and root is not None:
+                pull.feed(f"</{qname()}>".encode())
+            if complete or root is not None or not _AFTER_ROOT.fullmatch(data):
+                pull.close()  # (a file of bare pages, without a root, is read as well)
+        except etree.XMLSyntaxError as e:
+            header.error = e
+            found = _error_offset(data, e)
+            header.error_offset = len(data) if found is None else min(found, len(data))
+        take_events()
+        if root is not None:
+            header.root_end = re.compile(b"</" + re.escape(qname().encode()) + rb"\s*>")
+            decls = " ".join(f"xmlns{':' + p if p else ''}={quoteattr(uri)}" for p, uri in root.nsmap.items())
+            header.wrap = (f"<_ {decls}>\n".encode(), b"</_>")
+        return header
 
 
 def _read(
@@ -218,117 +292,164 @@ def _read(
     strip: Callable[[str], str] | None,
     keep_disambiguation: bool,
 ) -> Iterator[RawDoc]:
-    site = _Site()
-    convert = strip
-    started = ended = 0  # <page> start and end tags seen
-    fed = 0  # decompressed bytes fed to the parser
-    since_event = 0  # bytes fed since the parser last reported progress
-    chunk = b""
-    lines_before_chunk = 0
+    parser = etree.XMLParser(**_PARSER_OPTIONS)
+    header: _Header | None = None  # None until the first <page> (or the end) is reached
+    convert = strip or to_plain_text
+    buf = bytearray()  # decompressed bytes not yet dealt with
+    base = 0  # offset of buf[0] in the decompressed XML
+    pages = 0  # <page> pieces met so far
+    open_page: int | None = None  # offset in buf of a <page> whose </page> has not arrived yet
+    end_from = 0  # where in buf to go on looking for that </page>
+    after_broken = False  # the last piece was broken: text up to the next <page> is its rest
+    fault: tuple[str, str] | None = None
 
-    # huge_tree: a few pages exceed libxml2's default 10 MB text-node limit. No entity
-    # resolution and no network: a dump has no business asking for either. <revision> events are
-    # only progress marks (see _STALL).
-    parser = etree.XMLPullParser(
-        events=("start", "end"),
-        tag=("{*}page", "{*}siteinfo", "{*}revision"),
-        huge_tree=True,
-        resolve_entities=False,
-        no_network=True,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    def bad(where: str, offset: int, reason: str, message: str) -> None:
+        report.bad(path, f"{where} / byte offset {offset}", reason, message)
 
-    def drain() -> Iterator[RawDoc]:
-        nonlocal site, convert, started, ended, since_event
-        for event, elem in parser.read_events():
-            since_event = 0
-            local = _local(elem.tag)
-            if event == "start" or local == "revision":
-                started += event == "start" and local == "page"
-                continue
-            if local == "siteinfo":
-                site = _Site.from_xml(elem)
-                if strip is None:
-                    convert = partial(to_plain_text, namespaces=site.drop_link_namespaces)
-            else:
-                ended += 1
-                doc = _page(elem, site, report, source, convert or to_plain_text, keep_disambiguation)
-                if doc is not None:
-                    report.read += 1
-                    yield doc
-            # Free what has been read: the element and the (already read) siblings before it.
-            elem.clear(keep_tail=False)
-            parent = elem.getparent()
-            if parent is not None:
-                while elem.getprevious() is not None:
-                    del parent[0]
+    def parse(start: int, end: int) -> tuple[etree._Element | None, etree.XMLSyntaxError | None, int]:
+        """(page element, None, 0) or (None, error, its offset in the dump) for ``buf[start:end]``."""
+        piece = bytes(memoryview(buf)[start:end])
+        try:
+            return etree.fromstring(piece, parser), None, 0
+        except etree.XMLSyntaxError as e:
+            error, lines_before = e, 0
+        if header is not None and header.wrap and str(error).startswith("Namespace prefix"):
+            try:
+                return etree.fromstring(header.wrap[0] + piece + header.wrap[1], parser)[0], None, 0
+            except etree.XMLSyntaxError as e:
+                error, lines_before = e, 1  # the wrapper's start tag is line 1
+        found = _error_offset(piece, error, lines_before)
+        return None, error, base + start + (found if found is not None else 0)
 
-    stream_fault: tuple[str, str] | None = None
-    xml_error: etree.XMLSyntaxError | None = None
     with _open(path) as stream:
-        while True:
+        eof = False
+        while not eof:
             try:
                 # read1: one decompression step at a time, so data decompressed before a
                 # truncated stream's EOFError is never lost inside a buffered read.
                 data = stream.read1(_CHUNK)
             except EOFError as e:
-                stream_fault = ("truncated", f"compressed stream ends early: {e}")
+                fault = ("truncated", f"compressed stream ends early: {e}")
                 data = b""
             except (OSError, lzma.LZMAError, zlib.error) as e:
-                stream_fault = ("corrupt_compression", f"{type(e).__name__}: {e}")
+                fault = ("corrupt_compression", f"{type(e).__name__}: {e}")
                 data = b""
-            if data:
-                lines_before_chunk += chunk.count(b"\n")
-                chunk = data
-                fed += len(data)
-                since_event += len(data)
-                try:
-                    parser.feed(data)
-                except etree.XMLSyntaxError as e:
-                    xml_error = e
-            yield from drain()
-            # libxml2 reports most well-formedness errors only at close(), and after one it keeps
-            # buffering whatever is fed: a long stretch without progress means it has stopped.
-            if not data or xml_error is not None or since_event > _STALL:
-                break
-        if fed == 0 and stream_fault is None:
-            raise ValueError(f"{path}: no data after decompression, not a MediaWiki XML dump")
-        if xml_error is None:
-            try:
-                parser.close()
-            except etree.XMLSyntaxError as e:
-                xml_error = e
-        yield from drain()
+            eof = not data
+            buf += data
+            pos = 0  # buf[:pos] is dealt with
 
-    if xml_error is None and stream_fault is None:
-        return
-    where = f"page {ended + 1}" if started > ended else f"after page {ended}"
-    offset = fed
-    if xml_error is not None:
-        line, column = xml_error.position or (0, 0)
-        found = _line_offset(chunk, lines_before_chunk, line, column)
-        if found is not None:
-            found += fed - len(chunk)
-        elif line > lines_before_chunk + chunk.count(b"\n") and since_event <= _STALL:
-            # On the last line of the data, which began before the chunk in hand: where libxml2
-            # stopped when the data ran out. Not worth re-reading a whole dump to be sure.
-            found = fed
-        elif line:
-            found = _offset_by_rescan(path, line, column)
-        # An error at the very end of the data is the document being cut short, not bad XML.
-        if found is not None and found < fed - 2:
-            report.bad(path, f"{where} / byte offset {found}", "invalid_xml", str(xml_error))
-            return
-    if stream_fault is not None:
-        report.bad(path, f"{where} / byte offset {offset}", *stream_fault)
-    else:
-        report.bad(
-            path,
-            f"{where} / byte offset {offset}",
-            "truncated",
-            f"XML ends before the document does: {xml_error}",
-        )
+            if header is None:
+                first = _find(buf, b"<page", _PAGE_START, 0)
+                if first is None and not eof:
+                    if len(buf) > _MAX_PAGE:
+                        bad("after page 0", base, "invalid_xml",
+                            f"no <page> in the first {_size(_MAX_PAGE)}: not a MediaWiki XML dump")
+                        return
+                    continue
+                if eof and base + len(buf) == 0 and fault is None:
+                    raise ValueError(f"{path}: no data after decompression, not a MediaWiki XML dump")
+                if first is None and fault is not None:
+                    break  # cut inside the header: the stream fault below says so
+                pos = len(buf) if first is None else first.start()
+                header = _Header.parse(bytes(buf[:pos]), complete=first is None)
+                if strip is None:
+                    convert = partial(to_plain_text, namespaces=header.site.drop_link_namespaces)
+                if header.error is not None:
+                    offset = base + header.error_offset
+                    if first is None and offset >= base + len(buf) - 2:
+                        bad("after page 0", offset, "truncated", f"XML ends before the document does: {header.error}")
+                    else:
+                        bad("after page 0", offset, "invalid_xml", str(header.error))
+                if first is None:
+                    return
+
+            while True:
+                if open_page is None:
+                    m = _find(buf, b"<page", _PAGE_START, pos)
+                    if m is None:
+                        break
+                    start = m.start()
+                    gap = buf[pos:start]
+                    if not after_broken and gap.strip():
+                        bad(f"after page {pages}", base + pos + len(gap) - len(gap.lstrip()), "invalid_xml",
+                            "text between pages: " + gap.strip()[:60].decode("utf-8", "replace"))
+                    open_page, end_from, pos = start, m.end(), start
+                end = _find(buf, b"</page", _PAGE_END, end_from)
+                if end is None:
+                    end_from = max(end_from, len(buf) - 8)
+                    break
+                start, open_page = open_page, None
+                pos = end.end()
+                elem, error, offset = parse(start, pos)
+                inner = None if elem is not None else _last_page_start(buf, start + 1, end.start())
+                if inner is not None:
+                    # A <page> inside a broken piece: either this page lost its </page> (then the
+                    # inner one is whole) or a raw "<page" in its text (the piece is one broken page).
+                    inner_elem, *_ = parse(inner, pos)
+                    if inner_elem is not None:
+                        pages += 1
+                        bad(f"page {pages}", base + inner, "invalid_xml", "<page> not closed before the next <page>")
+                        elem = inner_elem
+                pages += 1
+                after_broken = elem is None
+                if elem is None:
+                    bad(f"page {pages}", offset, "invalid_xml", str(error))
+                    continue
+                doc = _page(elem, header.site, report, source, convert, keep_disambiguation)
+                if doc is not None:
+                    report.read += 1
+                    yield doc
+
+            if eof:
+                pass  # a page still open is cut short (below)
+            elif open_page is not None and len(buf) - open_page > _MAX_PAGE:
+                inner = _last_page_start(buf, open_page + 1, len(buf))
+                pages += 1
+                after_broken = True
+                if inner is not None:
+                    bad(f"page {pages}", base + inner, "invalid_xml", "<page> not closed before the next <page>")
+                    pos, open_page, end_from = inner, None, inner
+                else:
+                    bad(f"page {pages}", base + open_page, "invalid_xml",
+                        f"no </page> within {_size(_MAX_PAGE)}: skipped to the next <page>")
+                    pos, open_page = len(buf) - 8, None
+            elif open_page is None and len(buf) - pos > _MAX_PAGE:
+                if not after_broken:
+                    bad(f"after page {pages}", base + pos, "invalid_xml",
+                        f"{_size(_MAX_PAGE)} of text between pages: skipped to the next <page>")
+                after_broken = True
+                pos = len(buf) - 8
+            if open_page is not None:
+                pos = min(pos, open_page)
+                open_page -= pos
+                end_from -= pos
+            del buf[:pos]
+            base += pos
+
+    fed = base + len(buf)
+    if fault is not None:
+        bad(f"page {pages + 1}" if open_page is not None else f"after page {pages}", fed, *fault)
+    elif open_page is not None:
+        bad(f"page {pages + 1}", fed, "truncated", "XML ends inside this page")
+    elif header is not None:
+        tail = bytes(buf)
+        if after_broken:  # the broken page's own </page> and what follows it
+            closing = list(_PAGE_END.finditer(tail))
+            tail = tail[closing[-1].end():] if closing else tail
+        if not _closes(tail, header.root_end):
+            rest = tail.strip()
+            if not rest or b"</mediawiki>".startswith(rest):
+                bad(f"after page {pages}", fed, "truncated", "XML ends before the document does: no end tag")
+            else:
+                bad(f"after page {pages}", fed - len(tail.lstrip()), "invalid_xml",
+                    "text after the last page: " + rest[:60].decode("utf-8", "replace"))
+
+
+def _closes(tail: bytes, root_end: re.Pattern[bytes]) -> bool:
+    """True when ``tail`` is the root's end tag, with only whitespace, comments or PIs around it."""
+    m = _AFTER_ROOT.match(tail)
+    end = root_end.match(tail, m.end())
+    return end is not None and _AFTER_ROOT.fullmatch(tail, end.end()) is not None
 
 
 def _page(

@@ -122,3 +122,71 @@ def test_real_oscar_2201_sample():
     assert report.read == len(docs) == 63 and not report.broken
     assert {d.meta["lang"] for d in docs} >= {"en", "es", "de"}
     assert all(d.url and d.url.startswith("http") for d in docs)
+
+
+# --- record shape -------------------------------------------------------------------------------
+
+WRONG_SHAPES = [
+    ("metadata_list", {"metadata": [1]}, "metadata: expected an object or null, got a list"),
+    ("metadata_string", {"metadata": "x"}, "metadata: expected an object"),
+    ("warc_headers_number", {"warc_headers": 5}, "warc_headers: expected an object or null, got a number"),
+    ("identification_string", {"metadata": {"identification": "fa"}}, "metadata.identification"),
+    ("label_number", {"metadata": {"identification": {"label": 3, "prob": 0.9}}}, "identification.label"),
+    ("prob_string", {"metadata": {"identification": {"label": "fa", "prob": "high"}}}, "identification.prob"),
+    ("harmful_pp_string", {"metadata": {"harmful_pp": "12"}}, "metadata.harmful_pp"),
+    ("harmful_pp_bool", {"metadata": {"harmful_pp": True}}, "got a boolean"),
+    ("categories_number", {"metadata": {"categories": 7}}, "metadata.categories"),
+    ("categories_nested", {"metadata": {"categories": [["adult"]]}}, "metadata.categories[0]"),
+    ("warnings_object", {"metadata": {"quality_warnings": {"tiny": True}}}, "metadata.quality_warnings"),
+    ("annotation_numbers", {"metadata": {"annotation": [1, 2]}}, "metadata.annotation[0]"),
+    ("record_id_list", {"warc_headers": {"warc-record-id": ["a"]}}, "warc-record-id"),
+    ("target_uri_number", {"warc_headers": {"warc-target-uri": 1}}, "warc-target-uri"),
+    ("content_number", {"content": 12}, "content: expected a string, got a number"),
+    ("hf_meta_list", {"content": None, "text": "متن", "meta": [1]}, "meta: expected an object"),
+]
+
+
+@pytest.mark.parametrize("name, change, message", WRONG_SHAPES, ids=[w[0] for w in WRONG_SHAPES])
+def test_record_of_the_wrong_shape_is_counted_with_its_line(tmp_path, name, change, message):
+    bad = rec_2301(PERSIAN_DOCS[2], 3)
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(bad.get(key), dict):
+            bad[key] = {**bad[key], **value}
+        else:
+            bad[key] = value
+    if bad.get("content", "") is None:  # the HF row layout: no `content` at all
+        del bad["content"]
+    path = tmp_path / "shapes.jsonl"
+    path.write_bytes(lines([rec_2301(PERSIAN_DOCS[0], 1), bad, rec_2301(PERSIAN_DOCS[1], 2)]))
+    docs, report = read(path)
+    assert [d.text for d in docs] == PERSIAN_DOCS[:2]  # the records around it are kept
+    assert dict(report.broken) == {"wrong_type": 1}
+    (detail,) = report.details
+    assert detail["file"] == str(path) and detail["where"] == "line 2"
+    assert message in detail["message"]
+
+
+@pytest.mark.parametrize("categories, warnings", [("adult", None), ("gambling, adult", "tiny"), (["adult"], ["tiny"])])
+def test_string_or_list_labels_both_hit_the_blocklist(tmp_path, categories, warnings):
+    from datatrove.data import Document
+
+    from persianllama.corpus.blocks import OscarMetadataFilter, to_document
+    from persianllama.corpus.config import OscarMetaConfig
+
+    path = tmp_path / "labels.jsonl"
+    path.write_bytes(lines([rec_2301(PERSIAN_DOCS[0], 1, categories=categories, warnings=warnings)]))
+    (doc,), report = read(path)
+    assert not report.broken
+    assert "adult" in doc.meta["categories"]
+    assert doc.meta["quality_warnings"] == ([] if warnings is None else ["tiny"])
+    keep = OscarMetadataFilter(OscarMetaConfig()).filter(to_document(doc))
+    assert isinstance(keep, tuple) and keep[0] is False and keep[1].startswith("oscar_category_")
+    assert OscarMetadataFilter(OscarMetaConfig(blocked_categories=[])).filter(
+        Document(text="x", id="1", metadata={"categories": ["adult"]})) is True
+
+
+def test_22_01_string_annotation_adult_becomes_a_category(tmp_path):
+    path = tmp_path / "fa_part_1.jsonl"
+    path.write_bytes(lines([rec_2201(PERSIAN_DOCS[0], 1, annotation="adult")]))
+    (doc,), report = read(path)
+    assert doc.meta["categories"] == ["adult"] and doc.meta["quality_warnings"] == [] and not report.broken
