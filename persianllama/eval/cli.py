@@ -35,8 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--load-in-8bit", action="store_true", default=None, help="load the base in 8-bit (bitsandbytes)"
     )
     p.add_argument("--tasks", metavar="LIST", help="comma-separated tasks or groups, or 'all'")
-    p.add_argument("--num-fewshot", type=int, metavar="K", help="few-shot examples per prompt (default 0)")
-    p.add_argument("--limit", type=int, metavar="N", help="first N examples of each task")
+    # Numbers are parsed by cliargs.integer and range-checked by EvalConfig's field rules (one line each).
+    p.add_argument("--num-fewshot", metavar="K", help="few-shot examples per prompt (default 0)")
+    p.add_argument("--limit", metavar="N", help="first N examples of each task")
     p.add_argument("--output", metavar="DIR", help="output folder")
     p.add_argument("--data-dir", metavar="DIR", help="root of the data sets in their upstream layout")
     p.add_argument(
@@ -46,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=PATH",
         help="source of one data set (repeatable), e.g. farstail=/data/FarsTail/data or text=held_out.txt",
     )
-    p.add_argument("--batch-size", type=int, metavar="N")
-    p.add_argument("--max-length", type=int, metavar="TOKENS", help="context length (default: the model's)")
+    p.add_argument("--batch-size", metavar="N")
+    p.add_argument("--max-length", metavar="TOKENS", help="context length (default: the model's)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
     p.add_argument(
         "--dtype",
@@ -79,15 +80,18 @@ def _data_pairs(items: list[str]) -> dict[str, str]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from persianllama import config as cfg
+    from persianllama.cliargs import integer, output_dir, writing
     from persianllama.errors import UserError
     from persianllama.eval.config import EvalConfig
 
     if args.compare:
         if not args.output:
             raise UserError("--compare needs --output DIR for the comparison report")
+        output_dir(args.output)
         from persianllama.eval.report import compare
 
-        result = compare(args.compare, args.output)
+        with writing(args.output, "the comparison"):
+            result = compare(args.compare, args.output)
         print(f"evaluate: compared {len(result['runs'])} run(s) -> {args.output}/report.md")
         return 0
 
@@ -98,12 +102,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "tokenizer": args.tokenizer,
         "load_in_8bit": args.load_in_8bit,
         "tasks": args.tasks.split(",") if args.tasks else None,
-        "num_fewshot": args.num_fewshot,
-        "limit": args.limit,
+        "num_fewshot": integer(args.num_fewshot, "--num-fewshot"),
+        "limit": integer(args.limit, "--limit"),
         "output": args.output,
         "data_dir": args.data_dir,
-        "batch_size": args.batch_size,
-        "max_length": args.max_length,
+        "batch_size": integer(args.batch_size, "--batch-size"),
+        "max_length": integer(args.max_length, "--max-length"),
         "device": args.device,
         "dtype": args.dtype,
     }
@@ -111,11 +115,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.data:
         data = cfg.merge(data, {"data": _data_pairs(args.data)})
     config = cfg.from_dict(EvalConfig, cfg.merge(data, cfg.parse_overrides(args.overrides)))
+    if config.output:  # before any data or model is loaded: a file or an unwritable place is refused now
+        output_dir(config.output)
 
     from persianllama.eval.report import summary_rows
     from persianllama.eval.runner import evaluate
 
-    results = evaluate(config)
+    with writing(config.output, "the evaluation outputs"):
+        results = evaluate(config)
     for row in summary_rows(results):
         se = row["stderr"]
         se_text = f" ± {se:.4f}" if isinstance(se, float) else ""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
+
+from persianllama.config import Count, NonNegInt, Range, check_order
 
 
 @dataclass
@@ -21,9 +23,9 @@ class EvalConfig:
     tasks: list[str] = field(default_factory=list)
     """Tasks or groups: persian_bpb, persian_nlu, parsinlu_mc, parsinlu_entailment, parsinlu_sentiment,
     parsinlu_qqp, parsinlu_rc, farstail, persianqa, persian_generation, or all"""
-    num_fewshot: int | None = None
+    num_fewshot: NonNegInt | None = None
     """Few-shot examples per prompt (default: 0); taken from each data set's train split"""
-    limit: int | None = None
+    limit: Count | None = None
     """Evaluate only the first N examples (documents for persian_bpb) of each task"""
     output: str = ""
     """Output folder: results.json, report.md, chart.png, samples/"""
@@ -34,21 +36,25 @@ class EvalConfig:
     """Per data set source, KEY=PATH_OR_HUB_ID: parsinlu_multiple_choice, parsinlu_entailment,
     parsinlu_sentiment_food, parsinlu_sentiment_movie, parsinlu_qqp, parsinlu_reading_comprehension,
     farstail, persianqa, text (held-out text for persian_bpb, comma-separated), generation (prompts file)"""
-    batch_size: int = 8
+    batch_size: Count = 8
     """Sequences per forward pass"""
-    max_length: int | None = None
+    max_length: Count | None = None
     """Context length in tokens (default: the model's max_position_embeddings)"""
-    bpb_stride: int | None = None
-    """Rolling-window stride for bits-per-byte (default: max_length, i.e. lm-eval's windows)"""
+    bpb_stride: Count | None = None
+    """Rolling-window stride for bits-per-byte, at most max_length (default: max_length, i.e. lm-eval's
+    windows)"""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Weights dtype when not loading in 8-bit"""
     device: str | None = None
     """cpu, cuda, cuda:1, ... (default: cuda when available)"""
-    max_gen_tokens: int | None = None
+    max_gen_tokens: Count | None = None
     """Override the generation length of generative tasks"""
-    seed: int = 1234
+    seed: Annotated[int, Range(0, 2**32 - 1)] = 1234
     """Seed for few-shot sampling and any sampling in generation"""
-    bootstrap_iters: int = 1000
+    bootstrap_iters: NonNegInt = 1000
     """Bootstrap resamples for standard errors that have no closed form (0: no standard errors)"""
-    report_samples: int = 8
+    report_samples: NonNegInt = 8
     """Generation samples shown in report.md (all are kept in samples/)"""
+
+    def __post_init__(self) -> None:
+        check_order(self, "bpb_stride", "max_length")

@@ -8,6 +8,10 @@ Vocabulary rules (sizes always come from the files, never from constants):
   ``save_embedding_layers``) fixes the vocabulary size: the base is resized to it before the
   adapter is attached, and the tokenizer must be the extended one (more tokens than the base has
   rows, at most as many as the adapter has).
+
+Names go through :mod:`persianllama.hub`: a local folder is checked for what it must hold before
+anything loads, a hub id that cannot be reached (offline, or no such repository) is one line saying
+which and how to pass a local folder, and an adapter given by hub id is fetched as a snapshot.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from persianllama import hub
 from persianllama.errors import UserError
 
 log = logging.getLogger("persianllama.eval")
@@ -32,9 +37,7 @@ class LoadedModel:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0][:400]
+_first_line = hub.first_line
 
 
 def pick_device(device: str | None) -> str:
@@ -59,10 +62,7 @@ def _torch_dtype(dtype: str):
 def load_tokenizer(source: str):
     from transformers import AutoTokenizer
 
-    try:
-        return AutoTokenizer.from_pretrained(source)
-    except Exception as e:  # noqa: BLE001 - one clear line instead of a library traceback
-        raise UserError(f"cannot load a tokenizer from {source}: {_first_line(e)}") from None
+    return hub.from_pretrained(AutoTokenizer.from_pretrained, source, "tokenizer")
 
 
 def adapter_embedding_rows(adapter_dir: str | Path) -> int | None:
@@ -86,13 +86,9 @@ def adapter_embedding_rows(adapter_dir: str | Path) -> int | None:
     return None
 
 
-def _read_adapter_config(adapter: str) -> dict:
-    path = Path(adapter)
-    if not path.is_dir():
-        raise UserError(f"{adapter}: adapter directory not found (expected a PEFT save_pretrained folder)")
+def _read_adapter_config(adapter: str | Path) -> dict:
+    path = hub.check_local(adapter, "adapter")
     cfg = path / "adapter_config.json"
-    if not cfg.is_file():
-        raise UserError(f"{adapter}: no adapter_config.json here; is this a PEFT adapter folder?")
     try:
         return json.loads(cfg.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -112,6 +108,10 @@ def load_model(
     from transformers import AutoModelForCausalLM
 
     device = pick_device(device)
+    hub.check(model, "model")  # a missing or half-copied model is named before the tokenizer loads
+    adapter_name = adapter
+    if adapter:  # a local folder, or the snapshot of a hub id (adapters are small and read as files)
+        adapter = str(hub.local_dir(adapter, "adapter"))
     adapter_cfg = _read_adapter_config(adapter) if adapter else None
     if tokenizer:
         tok_source = tokenizer
@@ -119,6 +119,9 @@ def load_model(
         tok_source = adapter  # an extended tokenizer is saved next to its adapter
     else:
         tok_source = model
+        if Path(model).is_dir() and not any((Path(model) / f).is_file() for f in hub.TOKENIZER_FILES):
+            raise UserError(f"{model}: the model folder holds no tokenizer (none of {', '.join(hub.TOKENIZER_FILES)}); "
+                            "pass --tokenizer DIR_OR_HUB_ID")
     tok = load_tokenizer(tok_source)
 
     kwargs: dict[str, Any] = {"dtype": _torch_dtype(dtype)}
@@ -131,13 +134,8 @@ def load_model(
             raise UserError(f"--load-in-8bit needs bitsandbytes>=0.50 ({_first_line(e)})") from None
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
         kwargs["device_map"] = {"": device}
-    try:
-        base = AutoModelForCausalLM.from_pretrained(model, **kwargs)
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        where = f" in 8-bit on {device}" if load_in_8bit else ""
-        raise UserError(f"cannot load model {model}{where}: {_first_line(e)}") from None
+    where = f" in 8-bit on {device}" if load_in_8bit else ""
+    base = hub.from_pretrained(AutoModelForCausalLM.from_pretrained, model, "model", where, **kwargs)
     if load_in_8bit and not any("8bit" in type(m).__name__ for m in base.modules()):
         raise UserError(f"cannot load model {model} in 8-bit on {device}: no layer was quantized")
     if not load_in_8bit:
@@ -150,7 +148,7 @@ def load_model(
     rows = base.get_input_embeddings().weight.shape[0]
     info: dict[str, Any] = {
         "model": model,
-        "adapter": adapter,
+        "adapter": adapter_name,
         "tokenizer": tok_source,
         "load_in_8bit": load_in_8bit,
         "dtype": str(next(base.parameters()).dtype),

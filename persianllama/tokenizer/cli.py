@@ -64,9 +64,11 @@ def register(subparsers) -> None:
                 TrainConfig)
     p.add_argument("--input", nargs="+", metavar="CORPUS",
                    help="corpus-builder output dirs, .parquet files or .txt files")
-    p.add_argument("--vocab-size", type=int, dest="vocab_size", metavar="N")
+    p.add_argument("--vocab-size", dest="vocab_size", metavar="N")  # parsed in run_train, checked by TrainConfig
     p.add_argument("--output", metavar="DIR")
     p.add_argument("--backend", choices=["bpe", "sentencepiece"])
+    p.add_argument("--allow-non-persian", action="store_true", default=None, dest="allow_non_persian",
+                   help="train even if under min_persian_share of the corpus letters are Persian (a warning)")
     _add_common(p)
     p.set_defaults(func=run_train)
 
@@ -75,7 +77,7 @@ def register(subparsers) -> None:
     p.add_argument("--base", metavar="PATH", help="LLaMA tokenizer.model or HF tokenizer directory")
     p.add_argument("--persian", metavar="DIR", help="output of `tokenizer train --backend sentencepiece`")
     p.add_argument("--output", metavar="DIR2")
-    p.add_argument("--max-new", type=int, dest="max_new", metavar="N")
+    p.add_argument("--max-new", dest="max_new", metavar="N")
     _add_common(p)
     p.set_defaults(func=run_extend)
 
@@ -104,10 +106,12 @@ def _load(config_cls, args, **flags):
 
 
 def run_train(args) -> int:
+    from persianllama.cliargs import integer
     from persianllama.tokenizer.train import TrainConfig, train
 
-    config = _load(TrainConfig, args, input=args.input, vocab_size=args.vocab_size, output=args.output,
-                   backend=args.backend)
+    config = _load(TrainConfig, args, input=args.input, vocab_size=integer(args.vocab_size, "--vocab-size"),
+                   output=args.output,
+                   backend=args.backend, allow_non_persian=args.allow_non_persian)
     result = train(config)
     print(f"{result.output}: {result.vocab_size} tokens in {result.seconds:.1f} s "
           f"(card: {result.output / 'tokenizer_card.md'})")
@@ -115,10 +119,11 @@ def run_train(args) -> int:
 
 
 def run_extend(args) -> int:
+    from persianllama.cliargs import integer
     from persianllama.tokenizer.extend import ExtendConfig, extend
 
     config = _load(ExtendConfig, args, base=args.base, persian=args.persian, output=args.output,
-                   max_new=args.max_new)
+                   max_new=integer(args.max_new, "--max-new"))
     result = extend(config)
     print(f"{config.output}: {result.base_size} -> {result.new_size} tokens "
           f"({len(result.added)} new, listed in new_tokens.json)")

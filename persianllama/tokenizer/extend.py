@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from persianllama.config import Count
 from persianllama.errors import UserError
 from persianllama.tokenizer import spm
 
@@ -45,12 +46,12 @@ class ExtendConfig:
     ``tokenizer.model``."""
     output: str = ""
     """Directory for the extended tokenizer (tokenizer.model, HF files, new_tokens.json, tokenizer_card.md)."""
-    max_new: int | None = None
+    max_new: Count | None = None
     """At most this many new pieces (most useful first); default: every Persian piece the base lacks."""
     persian_only: bool = True
     """Add only pieces with an Arabic-script character or ZWNJ. Latin pieces that the Persian corpus happened to
     hold ('reak', 'oft') would change how some English words are tokenized."""
-    model_max_length: int = 4096
+    model_max_length: Count = 4096
     """Written to tokenizer_config.json (the base model's context length)."""
 
 
@@ -107,11 +108,28 @@ def hf_added_tokens(directory: Path, proto) -> list[tuple[int, str, bool]]:
     return [t for t in extra if t[1] not in have]
 
 
+# What a LLaMA-style tokenizer repository holds that extension reads (the weights are not fetched).
+HUB_TOKENIZER_FILES = ["tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
+
+def resolve_base(base: str) -> Path:
+    """The base as a local path: the file or folder itself, or the hub snapshot of a hub id's tokenizer
+    files (``meta-llama/Llama-2-7b-hf``); an unreachable id is one line (see persianllama.hub)."""
+    from persianllama import hub
+
+    if not str(base):
+        raise UserError("--base is required")
+    path = Path(base).expanduser()
+    if path.exists() or hub.hub_id(str(base)) is None:
+        return path
+    return hub.local_dir(str(base), "tokenizer", allow_patterns=HUB_TOKENIZER_FILES)
+
+
 def load_model(path: str | Path, what: str):
     """Load and check a BPE SentencePiece model given as a file or a directory."""
     if not str(path):
         raise UserError(f"--{what} is required")
-    model_path = _find_model(Path(path), what)
+    model_path = _find_model(Path(path).expanduser(), what)
     try:
         proto = spm.load_proto(model_path)
     except UserError:
@@ -208,12 +226,16 @@ def check_ids_unchanged(base, extended) -> None:
 
 def extend(config: ExtendConfig) -> ExtendResult:
     """Build the extended tokenizer and write every output file; returns what was added."""
-    if not config.output:
-        raise UserError("--output is required")
+    from persianllama import config as cfg
+    from persianllama.cliargs import output_dir, writing
+
     started = time.perf_counter()
-    base = load_model(config.base, "base")
-    if Path(config.base).is_dir():
-        for _, content, special in hf_added_tokens(Path(config.base), base):
+    config = cfg.from_dict(ExtendConfig, cfg.to_dict(config))  # the field rules, for callers of the API too
+    output_dir(config.output)  # before the work: a file or an unwritable place is refused now
+    base_path = resolve_base(config.base)
+    base = load_model(base_path, "base")
+    if base_path.is_dir():
+        for _, content, special in hf_added_tokens(base_path, base):
             entry = base.pieces.add()
             entry.piece, entry.score = content, 0.0
             entry.type = spm.CONTROL if special else spm.USER_DEFINED
@@ -224,12 +246,13 @@ def extend(config: ExtendConfig) -> ExtendResult:
     base_size = len(base.pieces)
     added = {i: extended.pieces[i].piece for i in range(base_size, len(extended.pieces))}
     out = Path(config.output)
-    spm.save_hf(extended, out, model_max_length=config.model_max_length)
-    (out / NEW_TOKENS_FILE).write_text(
-        json.dumps({str(i): p for i, p in added.items()}, ensure_ascii=False, indent=0) + "\n", encoding="utf-8"
-    )
-    result = ExtendResult(base_size, len(extended.pieces), added, dropped, time.perf_counter() - started)
-    write_card(out, config, result, base, persian)
+    with writing(out, "the extended tokenizer"):
+        spm.save_hf(extended, out, model_max_length=config.model_max_length)
+        (out / NEW_TOKENS_FILE).write_text(
+            json.dumps({str(i): p for i, p in added.items()}, ensure_ascii=False, indent=0) + "\n", encoding="utf-8"
+        )
+        result = ExtendResult(base_size, len(extended.pieces), added, dropped, time.perf_counter() - started)
+        write_card(out, config, result, base, persian)
     log.info("extended %d -> %d pieces (%d new) in %s", base_size, result.new_size, len(added), out)
     return result
 

@@ -1,6 +1,7 @@
 """Any tokenizer the report compares, behind one small interface.
 
-Accepted: an HF tokenizer directory (loaded with ``AutoTokenizer``, exactly as a user would), a
+Accepted: an HF tokenizer directory or hub id (loaded with ``AutoTokenizer``, exactly as a user would,
+through :mod:`persianllama.hub`), a
 ``tokenizer.json`` file, a SentencePiece ``.model`` file, or a tiktoken rank file (LLaMA-3's
 ``tokenizer.model``, ``gpt2.tiktoken``). A ``.model`` file is tried as SentencePiece first, then
 as tiktoken ranks, since both families use that name.
@@ -44,15 +45,17 @@ def parse_spec(spec: str) -> tuple[str, Path]:
 
 
 def load(spec: str, tiktoken_pattern: str = "auto") -> Loaded:
+    from persianllama import hub
     from persianllama.tokenizer import spm, tiktoken_ranks
 
     name, path = parse_spec(spec)
     if not path.exists():
-        raise UserError(f"tokenizer {name}: {path} does not exist")
+        raw = spec.split("=", 1)[1].strip() if "=" in spec and not Path(spec).exists() else spec.strip()
+        if hub.hub_id(raw) is None:
+            raise UserError(f"tokenizer {name}: {path} does not exist")
+        return _from_hf_dir(name, raw)  # a hub id: AutoTokenizer, or one line saying why not
     if path.is_dir():
-        if not any((path / f).is_file() for f in
-                   ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")):
-            raise UserError(f"tokenizer {name}: {path} holds no tokenizer files")
+        hub.check_local(path, "tokenizer", f"tokenizer {name}: {path}")
         return _from_hf_dir(name, path)
     if path.suffix == ".json":
         from tokenizers import Tokenizer
@@ -71,13 +74,16 @@ def load(spec: str, tiktoken_pattern: str = "auto") -> Loaded:
     )
 
 
-def _from_hf_dir(name: str, path: Path) -> Loaded:
+def _from_hf_dir(name: str, path: Path | str) -> Loaded:
+    """An HF tokenizer folder, or a hub id (through persianllama.hub: offline and missing ids are one line)."""
     from transformers import AutoTokenizer
 
+    from persianllama import hub
+
     try:
-        tok = AutoTokenizer.from_pretrained(str(path))
-    except Exception as e:  # transformers raises many types for a broken directory
-        raise UserError(f"tokenizer {name}: AutoTokenizer cannot load {path}: {e}") from e
+        tok = hub.from_pretrained(AutoTokenizer.from_pretrained, str(path), "tokenizer")
+    except UserError as e:
+        raise UserError(f"tokenizer {name}: {str(e).removeprefix('tokenizer ')}") from None
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is None:
         raise UserError(f"tokenizer {name}: {path} loads as a slow (Python) tokenizer; the report needs a fast one")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from persianllama.config import Count, NonNegInt
 from persianllama.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -40,15 +41,15 @@ class ReportConfig:
     normalize: bool = False
     """Give every tokenizer the text after the project's Persian normalizer (words are counted on the text as
     given either way)."""
-    max_texts: int | None = None
-    """Measure only the first N texts."""
+    max_texts: Count | None = None
+    """Measure only the first N texts (default: all)."""
     tiktoken_pattern: Literal["auto", "gpt2", "cl100k"] = "auto"
     """Split pattern for tiktoken rank files: 'auto' picks gpt2 below 60k ranks, cl100k (LLaMA-3) above."""
-    examples: int = 3
+    examples: NonNegInt = 3
     """Round-trip failures shown per tokenizer."""
     fail_on_round_trip: bool = False
     """Exit with status 1 when a tokenizer does not give back some text (even up to its own normalization)."""
-    batch_size: int = 1000
+    batch_size: Count = 1000
     """Texts per encode_batch call."""
 
 
@@ -195,10 +196,12 @@ def bar_chart(measurements: list[Measurement], path: Path, title: str) -> None:
 
 
 def report(config: ReportConfig) -> ReportResult:
+    from persianllama import config as cfg
+    from persianllama.cliargs import output_dir, writing
     from persianllama.tokenizer import loaders
 
-    if not config.output:
-        raise UserError("--output is required")
+    config = cfg.from_dict(ReportConfig, cfg.to_dict(config))  # the field rules, for callers of the API too
+    output_dir(config.output)  # before reading and encoding: a file or an unwritable place is refused now
     if not config.tokenizers:
         raise UserError("no tokenizer given: pass --tokenizer NAME=PATH [...]")
     texts = read_texts(config.text, config.max_texts)
@@ -218,7 +221,6 @@ def report(config: ReportConfig) -> ReportResult:
                         m.round_trip_failures, m.texts)
         measurements.append(m)
     out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(measurements)
     chars = sum(len(t) for t in texts)
     summary = (f"{len(texts):,} texts, {words:,} whitespace words, {chars:,} characters from "
@@ -235,9 +237,11 @@ def report(config: ReportConfig) -> ReportResult:
             md += [f"- text {f['text']}, first difference at character {f['first_difference']}: "
                    f"`{f['input'][:80]}` -> `{f['decoded'][:80]}`" for f in m.failures]
             md.append("")
-    (out / "report.md").write_text("\n".join(md), encoding="utf-8")
     data = {"text": config.text, "texts": len(texts), "words": words, "characters": chars,
             "normalized_input": config.normalize, "tokenizers": [m.to_dict() for m in measurements]}
-    (out / "report.json").write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    bar_chart(measurements, out / "fertility.png", f"Tokens per word on {words:,} words")
+    with writing(out, "the report"):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text("\n".join(md), encoding="utf-8")
+        (out / "report.json").write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        bar_chart(measurements, out / "fertility.png", f"Tokens per word on {words:,} words")
     return ReportResult(measurements, table)

@@ -89,7 +89,7 @@ def hf_tokenizer(path: Path, pattern: str = "auto"):
     # (One merge per token, as transformers' converter derives, misses paths: 2 of 2,693 real texts
     # encoded differently from tiktoken with LLaMA-3's ranks.)
     merges = []
-    for tok, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+    for tok, _rank in sorted(ranks.items(), key=lambda kv: kv[1]):
         splits = [(ranks[tok[:i]], ranks[tok[i:]], i) for i in range(1, len(tok))
                   if tok[:i] in ranks and tok[i:] in ranks]
         merges += [(text(tok[:i]), text(tok[i:])) for _, _, i in sorted(splits)]

@@ -34,8 +34,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+from persianllama.config import Count, Fraction, NonEmpty, NonNegInt, Range, RuleError
 from persianllama.errors import UserError
 from persianllama.tokenizer import corpus as corpus_mod
 from persianllama.tokenizer.corpus import Corpus
@@ -55,6 +56,25 @@ SP_MAX_SENTENCE_BYTES = 8192
 # digits of the training text (and removed by SentencePiece), keeps Persian digits single too.
 SP_DELIMITER = "\u2063"
 _DIGIT_PAIR = re.compile(r"(?<=\d)(?=\d)")
+MIN_VOCAB = BYTE_ALPHABET + len(SPECIAL_TOKENS)
+# Below this share of Arabic-script letters (of all letters) the corpus is not Persian text. The corpus
+# builder keeps documents at >= 0.7 (LanguageConfig.min_arabic_script_ratio), and its output measures ~0.93
+# (corpora/sample); 0.5 leaves room for Persian text that quotes much English (code, names, URLs) and
+# still refuses a corpus where most letters are Latin: English input, or Persian decoded as Latin-1 and
+# saved again (mojibake, which measures 0.0).
+MIN_PERSIAN_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class _VocabRule(Range):
+    """vocab_size's range, with the reason for its floor in the message."""
+
+    def check(self, value, key: str) -> None:
+        try:
+            super().check(value, key)
+        except RuleError as e:
+            raise RuleError(f"{e} (the byte alphabet, {BYTE_ALPHABET}, plus {len(SPECIAL_TOKENS)} special "
+                            "tokens: no vocabulary can be smaller)") from None
 
 
 @dataclass
@@ -64,33 +84,43 @@ class TrainConfig:
     text files (one document per line)."""
     output: str = ""
     """Directory for the tokenizer (HF files, tokenizer.model for sentencepiece, tokenizer_card.md)."""
-    vocab_size: int = 32000
+    vocab_size: Annotated[int, _VocabRule(MIN_VOCAB)] = 32000
     """Vocabulary size including the 4 special tokens (and, for sentencepiece, its 256 byte pieces)."""
     backend: Literal["bpe", "sentencepiece"] = "bpe"
     """'bpe': byte-level BPE with the `tokenizers` library (default); 'sentencepiece': SentencePiece BPE,
     LLaMA-style, for `tokenizer extend`."""
-    multiword_fraction: float = 0.25
+    multiword_fraction: Annotated[float, Range(0, 1, hi_open=True)] = 0.25
     """bpe: share of the vocabulary learned after the word-level merges as multi-word tokens (whole words
     joined, e.g. ' در این'); 0 keeps every token inside one word."""
-    max_words_per_token: int = 4
-    """bpe: most words one multi-word token may join."""
-    min_frequency: int = 2
+    max_words_per_token: Count = 4
+    """bpe: most words one multi-word token may join (at least 2 unless multiword_fraction=0)."""
+    min_frequency: Count = 2
     """bpe: a merge needs a pair seen at least this often."""
     normalize: bool = True
     """Apply the project's Persian normalizer to the training text (and, in the saved HF tokenizer, to every
     text it encodes). Turn off only for text normalized some other way on purpose."""
-    text_column: str = "text"
+    text_column: Annotated[str, NonEmpty()] = "text"
     """Column that holds the text in Parquet inputs."""
-    sp_character_coverage: float = 0.9999
+    sp_character_coverage: Annotated[float, Range(0, 1, lo_open=True)] = 0.9999
     """sentencepiece: share of characters covered by pieces; the rarest rest falls back to bytes."""
-    sp_input_sentence_size: int = 5_000_000
+    sp_input_sentence_size: NonNegInt = 5_000_000
     """sentencepiece: lines sampled for training (SentencePiece holds them in memory); 0 = all."""
-    threads: int = 0
+    threads: NonNegInt = 0
     """Worker threads/processes; 0 = every available CPU."""
-    model_max_length: int = 4096
+    model_max_length: Count = 4096
     """Context length written to tokenizer_config.json."""
-    seed: int = 0
+    seed: Annotated[int, Range(0, 2**32 - 1)] = 0
     """Seed for SentencePiece's sentence sampling."""
+    min_persian_share: Fraction = MIN_PERSIAN_SHARE
+    """Refuse a corpus whose letters are less than this share Arabic-script (Persian) letters, measured on a
+    sample spread over every file: English or mis-decoded text would spend the vocabulary on non-Persian pieces."""
+    allow_non_persian: bool = False
+    """Train even when the corpus is below min_persian_share (a warning, and the card says so)."""
+
+    def __post_init__(self) -> None:
+        if self.multiword_fraction > 0 and self.max_words_per_token < 2:
+            raise RuleError(f"max_words_per_token={self.max_words_per_token} must be >= 2 while "
+                            f"multiword_fraction={self.multiword_fraction} > 0 (or set multiword_fraction=0)")
 
 
 @dataclass
@@ -102,28 +132,81 @@ class TrainResult:
     multiword_tokens: int = 0
     documents: int | None = None
     characters: int | None = None
+    persian: PersianShare | None = None
 
 
 def min_vocab_size(backend: str) -> int:
     """The byte alphabet plus the special tokens: no vocabulary can be smaller."""
-    return BYTE_ALPHABET + len(SPECIAL_TOKENS)
+    return MIN_VOCAB
 
 
-def check_config(config: TrainConfig) -> None:
+def check_config(config: TrainConfig) -> TrainConfig:
+    """The settings with every field rule applied (for callers of the API too; the CLI's `load` did it)."""
+    from persianllama import config as cfg
+
+    config = cfg.from_dict(TrainConfig, cfg.to_dict(config))
     if not config.output:
         raise UserError("--output is required")
-    if config.vocab_size < min_vocab_size(config.backend):
-        raise UserError(
-            f"vocab_size {config.vocab_size} is smaller than the byte alphabet ({BYTE_ALPHABET}) plus "
-            f"{len(SPECIAL_TOKENS)} special tokens = {min_vocab_size(config.backend)}"
-        )
-    if not 0 <= config.multiword_fraction < 1:
-        raise UserError(f"multiword_fraction must be in [0, 1) (got {config.multiword_fraction})")
-    if config.max_words_per_token < 2 and config.multiword_fraction > 0:
-        raise UserError("max_words_per_token must be at least 2 (or set multiword_fraction=0)")
     if config.multiword_fraction > 0 and config.vocab_size * (1 - config.multiword_fraction) > _SYMBOL_LIMIT:
         raise UserError(f"multi-word training supports up to {_SYMBOL_LIMIT} word-level tokens; lower vocab_size "
                         "or set multiword_fraction=0")
+    return config
+
+
+@dataclass
+class PersianShare:
+    """Arabic-script share of the letters in a sample of the corpus (persianllama.corpus.language's counts)."""
+
+    share: float
+    letters: int
+    characters: int
+    files: int
+    lowest: tuple[str, float] | None = None
+    """The file with the lowest share, when there are several."""
+
+    def text(self) -> str:
+        return (f"{self.share:.3f} of {self.letters:,} letters are Arabic-script (sample of {self.characters:,} "
+                f"characters from {self.files} file(s))")
+
+
+def _letter_counts(text: str) -> tuple[int, int]:
+    """(Arabic-script letters, all letters) with the corpus builder's own letter classes."""
+    from persianllama.corpus.language import _ARABIC_SCRIPT, _LATIN, _OTHER_LETTER_SCRIPTS
+
+    arabic = _ARABIC_SCRIPT.subn("", text)[1]
+    return arabic, arabic + _LATIN.subn("", text)[1] + _OTHER_LETTER_SCRIPTS.subn("", text)[1]
+
+
+def persian_share(corpus: Corpus) -> PersianShare:
+    """How Persian the corpus is, from a sample spread over its files (see Corpus.sample)."""
+    total_ar = total = chars = 0
+    per_file = []
+    samples = corpus.sample()
+    for path, text in samples:
+        ar, letters = _letter_counts(text)
+        total_ar, total, chars = total_ar + ar, total + letters, chars + len(text)
+        if letters:
+            per_file.append((str(path), ar / letters))
+    lowest = min(per_file, key=lambda x: x[1]) if len(per_file) > 1 else None
+    return PersianShare(total_ar / total if total else 0.0, total, chars, len(samples), lowest)
+
+
+def check_persian(config: TrainConfig, corpus: Corpus) -> PersianShare:
+    """Refuse (or, with allow_non_persian, warn about) a corpus that is not mostly Persian letters."""
+    found = persian_share(corpus)
+    if found.share >= config.min_persian_share:
+        if found.lowest and found.lowest[1] < config.min_persian_share:
+            log.warning("%s: only %.3f of its letters are Arabic-script (the corpus as a whole: %.3f); is it meant "
+                        "to be in the corpus?", found.lowest[0], found.lowest[1], found.share)
+        return found
+    lowest = (f"; lowest: {found.lowest[0]} at {found.lowest[1]:.3f}"
+              if found.lowest and found.lowest[1] < config.min_persian_share else "")
+    message = (f"the corpus is not Persian text: {found.text()}, below min_persian_share="
+               f"{config.min_persian_share}{lowest}")
+    if not config.allow_non_persian:
+        raise UserError(f"{message}; check --input, or pass --allow-non-persian to train on it anyway")
+    log.warning("%s; training anyway (--allow-non-persian)", message)
+    return found
 
 
 def _set_threads(threads: int) -> int:
@@ -134,24 +217,32 @@ def _set_threads(threads: int) -> int:
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Train, save and describe a tokenizer as `config` says."""
-    check_config(config)
-    corpus = corpus_mod.resolve(config.input, config.text_column)
-    threads = _set_threads(config.threads)
-    out = Path(config.output)
-    log.info("training a %d-token %s vocabulary on %d files (%.1f MB)", config.vocab_size, config.backend,
-             len(corpus.files), corpus.bytes_on_disk / 1e6)
-    started = time.perf_counter()
-    if config.backend == "bpe":
-        result = train_bpe(config, corpus, threads)
-    else:
-        result = train_sentencepiece(config, corpus, threads)
-    result.seconds = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
-    from persianllama.tokenizer.card import write_card
+    """Train, save and describe a tokenizer as `config` says.
 
-    write_card(out / "tokenizer_card.md", f"Persian {config.backend} tokenizer", card_rows(config, corpus, result),
-               card_notes(config))
+    Everything that can be wrong with the input is refused before training: settings, the output folder
+    (a file, or unwritable), the corpus (missing, empty, not UTF-8, not Persian)."""
+    from persianllama.cliargs import output_dir, writing
+
+    config = check_config(config)
+    out = output_dir(config.output)
+    corpus = corpus_mod.resolve(config.input, config.text_column)
+    share = check_persian(config, corpus)
+    threads = _set_threads(config.threads)
+    log.info("training a %d-token %s vocabulary on %d files (%.1f MB; %s)", config.vocab_size, config.backend,
+             len(corpus.files), corpus.bytes_on_disk / 1e6, share.text())
+    started = time.perf_counter()
+    with writing(out, "the tokenizer"):
+        if config.backend == "bpe":
+            result = train_bpe(config, corpus, threads)
+        else:
+            result = train_sentencepiece(config, corpus, threads)
+        result.seconds = time.perf_counter() - started
+        result.persian = share
+        out.mkdir(parents=True, exist_ok=True)
+        from persianllama.tokenizer.card import write_card
+
+        write_card(out / "tokenizer_card.md", f"Persian {config.backend} tokenizer",
+                   card_rows(config, corpus, result), card_notes(config))
     log.info("wrote %s (%d tokens) in %.1f s", out, result.vocab_size, result.seconds)
     return result
 
@@ -487,12 +578,22 @@ def card_rows(config: TrainConfig, corpus: Corpus, result: TrainResult) -> list[
         ("Special tokens", (f"{UNK}=0 {BOS}=1 {EOS}=2 {PAD}=3; `<s>` is added in front of every sequence, "
                             "`</s>` is not (append it between documents)")),
         ("Training corpus", " ".join(f"`{p}`" for p in corpus.inputs)),
+        ("Persian share", _share_row(config, result.persian)),
         ("Files", files),
         ("Size", size),
         ("Training time", f"{result.seconds:.1f} s ({stages})"),
         ("Settings", ", ".join(f"{k}={v}" for k, v in _settings(config).items())),
     ]
     return rows
+
+
+def _share_row(config: TrainConfig, found: PersianShare | None) -> str:
+    if found is None:
+        return "not measured"
+    row = f"{found.text()}; threshold {config.min_persian_share}"
+    if found.share < config.min_persian_share:
+        row += " **(below it: trained with --allow-non-persian)**"
+    return row
 
 
 def _settings(config: TrainConfig) -> dict:

@@ -173,3 +173,28 @@ def test_bad_inputs_are_one_line_naming_the_file_or_task(model_dir, task_data_di
 
     err = _error(capsys, ["evaluate", "--compare", str(tmp_path), "--output", str(tmp_path / "c")])
     assert f"{tmp_path}/results.json: no results.json" in err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--limit", "0"], "limit=0 is out of range: it must be >= 1"),
+        (["--limit", "1.5"], "--limit='1.5' is not an integer"),
+        (["--batch-size", "-2"], "batch_size=-2 is out of range: it must be >= 1"),
+        (["--num-fewshot", "-1"], "num_fewshot=-1 is out of range: it must be >= 0"),
+        (["--max-length", "16", "bpb_stride=32"], "bpb_stride=32 must be <= max_length=16"),
+    ],
+)
+def test_settings_out_of_range_are_one_line_before_anything_loads(extra, message, tmp_path, capsys):
+    """Checked when the settings load: the model does not even need to exist, and nothing is written."""
+    err = _error(capsys, ["evaluate", "--model", str(tmp_path / "no-model"), "--output", str(tmp_path / "o"), *extra])
+    assert err == f"persianllama evaluate: error: {message}"
+    assert not (tmp_path / "o").exists()
+
+
+def test_output_that_is_a_file_is_refused_before_loading(model_dir, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    out.write_text("{}")
+    err = _error(capsys, ["evaluate", "--model", str(model_dir), "--tasks", "persian_bpb", "--output", str(out)])
+    assert err.endswith(f"--output {out} is a file, not a folder; pass a folder (it is created if missing)")
+    assert out.read_text() == "{}"

@@ -170,7 +170,9 @@ def test_unigram_base_is_refused(tmp_path, sp_dir):
 
 
 def test_max_new_below_one(tmp_path, llama_like_base, sp_dir):
-    with pytest.raises(UserError, match="max_new"):
+    from persianllama.config import RuleError
+
+    with pytest.raises(RuleError, match=r"^max_new=0 is out of range: it must be >= 1$"):
         extend(ExtendConfig(base=str(llama_like_base), persian=str(sp_dir), output=str(tmp_path / "o"), max_new=0))
 
 

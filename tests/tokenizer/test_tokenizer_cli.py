@@ -69,7 +69,7 @@ def test_recipe_and_overrides(tmp_path, corpus_file):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--input", "{empty}", "--output", "{out}"], "the corpus is empty"),
-    (["train", "--input", "{corpus}", "--output", "{out}", "--vocab-size", "100"], "smaller than the byte alphabet"),
+    (["train", "--input", "{corpus}", "--output", "{out}", "--vocab-size", "100"], "vocab_size=100 is out of range: it must be >= 260"),
     (["train", "--input", "{corpus}", "--output", "{out}", "vocab_sise=100"], "unknown key vocab_sise"),
     (["extend", "--base", "{empty}", "--persian", "{out}", "--output", "{out}"], "not a SentencePiece model"),
     (["report", "--text", "{corpus}", "--tokenizer", "x={empty}", "--output", "{out}"], "is not an HF tokenizer"),

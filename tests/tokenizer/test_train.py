@@ -181,7 +181,10 @@ def test_directory_without_text(tmp_path):
 
 @pytest.mark.parametrize("backend", ["bpe", "sentencepiece"])
 def test_vocab_smaller_than_bytes_plus_specials(tmp_path, corpus_file, backend):
-    with pytest.raises(UserError, match="smaller than the byte alphabet \\(256\\) plus 4 special tokens = 260"):
+    from persianllama.config import RuleError
+
+    with pytest.raises(RuleError, match=r"^vocab_size=259 is out of range: it must be >= 260 \(the byte alphabet, "
+                                        r"256, plus 4 special tokens"):
         train(TrainConfig(input=[str(corpus_file)], output=str(tmp_path), vocab_size=259, backend=backend))
 
 
