@@ -168,7 +168,7 @@ def main() -> int:
                 data_dir=str(shared),
                 batch_size=args.batch_size,
                 device="cpu",
-                dtype="float32",
+                dtype="fp32",
                 seed=args.seed,
                 bootstrap_iters=1000,
             )

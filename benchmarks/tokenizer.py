@@ -205,7 +205,7 @@ def main() -> int:
     from persianllama.tokenizer import loaders
     from persianllama.tokenizer.extend import ExtendConfig, extend
     from persianllama.tokenizer.report import ReportConfig, count_words, measure, report
-    from persianllama.tokenizer.train import TrainConfig, train
+    from persianllama.tokenizer.train import TokenizerTrainConfig, train
 
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tokenizer-bench-"))
@@ -226,9 +226,9 @@ def main() -> int:
         bench_texts = texts + [ln for ln in (corpus_dir / "entailment.txt").read_text().split("\n") if ln][:20000]
         bench_texts += [ln for ln in (corpus_dir / "parsinlu_rc.txt").read_text().split("\n") if ln]
 
-        runs = {"bpe": TrainConfig(backend="bpe"), "sentencepiece": TrainConfig(backend="sentencepiece")}
+        runs = {"bpe": TokenizerTrainConfig(backend="bpe"), "sentencepiece": TokenizerTrainConfig(backend="sentencepiece")}
         if args.ablations:
-            runs["bpe, word-level only"] = TrainConfig(backend="bpe", multiword_fraction=0.0)
+            runs["bpe, word-level only"] = TokenizerTrainConfig(backend="bpe", multiword_fraction=0.0)
         backends = {}
         for name, config in runs.items():
             config.input = [str(corpus_dir)]

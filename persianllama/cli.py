@@ -13,7 +13,7 @@ import logging
 import sys
 
 from persianllama.config import ConfigError
-from persianllama.errors import UserError
+from persianllama.errors import UserError, disk_full
 
 # Stage name -> module with register(). Order is the order of the pipeline.
 STAGES = [
@@ -60,6 +60,12 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return int(args.func(args) or 0)
     except (UserError, ConfigError, FileNotFoundError) as e:
         print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        message = disk_full(e)
+        if message is None:
+            raise
+        print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{parser.prog} {args.command}: interrupted; run the same command again to resume", file=sys.stderr)

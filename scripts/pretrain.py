@@ -37,7 +37,7 @@ from persianllama import config as configlib
 from persianllama.config import ConfigError
 from persianllama.data import BlockOrder, PackedData, cache_path, load_tokenizer, pack
 from persianllama.data.packing import tokenizer_fingerprint
-from persianllama.errors import UserError
+from persianllama.errors import UserError, disk_full
 from persianllama.run import checkpoint as ckpt
 from persianllama.run.batch import batch_arithmetic, check_enough_data
 from persianllama.run.device import choose_precision, device_name, device_type, free_cores
@@ -304,6 +304,11 @@ def main(argv: list[str] | None = None, *, on_step=None) -> int:
             return run(argv, cleanup, on_step=on_step)
     except (UserError, ConfigError, FileNotFoundError) as e:
         print(f"pretrain: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if disk_full(e) is None:
+            raise
+        print(f"pretrain: error: {disk_full(e)}", file=sys.stderr)
         return 2
 
 

@@ -11,6 +11,9 @@ from persianllama.config import describe
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
+LEGACY_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from persianllama.eval.config import EvalConfig
 
@@ -52,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
     p.add_argument(
         "--dtype",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        help="weights dtype unless 8-bit (default: as saved)",
+        choices=["auto", "fp32", "bf16", "fp16", "float32", "bfloat16", "float16"],
+        help="weights dtype unless 8-bit (default: as saved); float32/bfloat16/float16 are accepted for fp32/bf16/fp16",
     )
     p.add_argument(
         "--compare",
@@ -109,7 +112,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "batch_size": integer(args.batch_size, "--batch-size"),
         "max_length": integer(args.max_length, "--max-length"),
         "device": args.device,
-        "dtype": args.dtype,
+        "dtype": LEGACY_DTYPES.get(args.dtype, args.dtype),
     }
     data = cfg.merge(data, {k: v for k, v in flags.items() if v is not None})
     if args.data:

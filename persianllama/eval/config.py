@@ -43,8 +43,8 @@ class EvalConfig:
     bpb_stride: Count | None = None
     """Rolling-window stride for bits-per-byte, at most max_length (default: max_length, i.e. lm-eval's
     windows)"""
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    """Weights dtype when not loading in 8-bit"""
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Weights dtype when not loading in 8-bit (the precision names every command uses)"""
     device: str | None = None
     """cpu, cuda, cuda:1, ... (default: cuda when available)"""
     max_gen_tokens: Count | None = None

@@ -53,10 +53,12 @@ def _torch_dtype(dtype: str):
 
     if dtype == "auto":
         return "auto"
-    try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    except KeyError:
-        raise UserError(f"dtype {dtype!r} is not one of auto, float32, bfloat16, float16") from None
+    from persianllama.run.device import TORCH_DTYPES
+
+    name = TORCH_DTYPES.get(dtype, dtype)  # fp32/bf16/fp16 (the torch names are accepted too)
+    if name not in TORCH_DTYPES.values():
+        raise UserError(f"dtype {dtype!r} is not one of auto, fp32, bf16, fp16")
+    return getattr(torch, name)
 
 
 def load_tokenizer(source: str):

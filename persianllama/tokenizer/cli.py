@@ -51,7 +51,7 @@ def _parser(sub, name: str, help_text: str, config_cls: type) -> argparse.Argume
 def register(subparsers) -> None:
     from persianllama.tokenizer.extend import ExtendConfig
     from persianllama.tokenizer.report import ReportConfig
-    from persianllama.tokenizer.train import TrainConfig
+    from persianllama.tokenizer.train import TokenizerTrainConfig
 
     parser = subparsers.add_parser(
         "tokenizer", help="train a Persian vocabulary, extend LLaMA's, compare tokenizers",
@@ -61,10 +61,10 @@ def register(subparsers) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
     p = _parser(sub, "train", "Train a Persian BPE vocabulary (byte-level, or SentencePiece) on a corpus.",
-                TrainConfig)
+                TokenizerTrainConfig)
     p.add_argument("--input", nargs="+", metavar="CORPUS",
                    help="corpus-builder output dirs, .parquet files or .txt files")
-    p.add_argument("--vocab-size", dest="vocab_size", metavar="N")  # parsed in run_train, checked by TrainConfig
+    p.add_argument("--vocab-size", dest="vocab_size", metavar="N")  # parsed in run_train, checked by TokenizerTrainConfig
     p.add_argument("--output", metavar="DIR")
     p.add_argument("--backend", choices=["bpe", "sentencepiece"])
     p.add_argument("--allow-non-persian", action="store_true", default=None, dest="allow_non_persian",
@@ -107,9 +107,9 @@ def _load(config_cls, args, **flags):
 
 def run_train(args) -> int:
     from persianllama.cliargs import integer
-    from persianllama.tokenizer.train import TrainConfig, train
+    from persianllama.tokenizer.train import TokenizerTrainConfig, train
 
-    config = _load(TrainConfig, args, input=args.input, vocab_size=integer(args.vocab_size, "--vocab-size"),
+    config = _load(TokenizerTrainConfig, args, input=args.input, vocab_size=integer(args.vocab_size, "--vocab-size"),
                    output=args.output,
                    backend=args.backend, allow_non_persian=args.allow_non_persian)
     result = train(config)

@@ -78,7 +78,7 @@ class _VocabRule(Range):
 
 
 @dataclass
-class TrainConfig:
+class TokenizerTrainConfig:
     input: list[str] = field(default_factory=list)
     """Corpus: corpus-builder output directories (Parquet shards with a text column), .parquet files, or UTF-8
     text files (one document per line)."""
@@ -140,11 +140,11 @@ def min_vocab_size(backend: str) -> int:
     return MIN_VOCAB
 
 
-def check_config(config: TrainConfig) -> TrainConfig:
+def check_config(config: TokenizerTrainConfig) -> TokenizerTrainConfig:
     """The settings with every field rule applied (for callers of the API too; the CLI's `load` did it)."""
     from persianllama import config as cfg
 
-    config = cfg.from_dict(TrainConfig, cfg.to_dict(config))
+    config = cfg.from_dict(TokenizerTrainConfig, cfg.to_dict(config))
     if not config.output:
         raise UserError("--output is required")
     if config.multiword_fraction > 0 and config.vocab_size * (1 - config.multiword_fraction) > _SYMBOL_LIMIT:
@@ -191,7 +191,7 @@ def persian_share(corpus: Corpus) -> PersianShare:
     return PersianShare(total_ar / total if total else 0.0, total, chars, len(samples), lowest)
 
 
-def check_persian(config: TrainConfig, corpus: Corpus) -> PersianShare:
+def check_persian(config: TokenizerTrainConfig, corpus: Corpus) -> PersianShare:
     """Refuse (or, with allow_non_persian, warn about) a corpus that is not mostly Persian letters."""
     found = persian_share(corpus)
     if found.share >= config.min_persian_share:
@@ -216,7 +216,7 @@ def _set_threads(threads: int) -> int:
     return n
 
 
-def train(config: TrainConfig) -> TrainResult:
+def train(config: TokenizerTrainConfig) -> TrainResult:
     """Train, save and describe a tokenizer as `config` says.
 
     Everything that can be wrong with the input is refused before training: settings, the output folder
@@ -250,7 +250,7 @@ def train(config: TrainConfig) -> TrainResult:
 # --------------------------------------------------------------------------- byte-level BPE
 
 
-def _bpe_tokenizer(config: TrainConfig):
+def _bpe_tokenizer(config: TokenizerTrainConfig):
     from tokenizers import Tokenizer, decoders, models
 
     from persianllama.tokenizer.normalizer import persian_normalizer
@@ -264,7 +264,7 @@ def _bpe_tokenizer(config: TrainConfig):
     return tok
 
 
-def train_bpe(config: TrainConfig, corpus: Corpus, threads: int) -> TrainResult:
+def train_bpe(config: TokenizerTrainConfig, corpus: Corpus, threads: int) -> TrainResult:
     import json
 
     from tokenizers import Tokenizer, pre_tokenizers, trainers
@@ -410,7 +410,7 @@ def count_phrases(corpus: Corpus, do_normalize: bool, workers: int) -> tuple[Cou
     return phrases, documents, characters
 
 
-def multiword_merges(tok, phrases: Counter, budget: int, config: TrainConfig) -> list[tuple[str, str]]:
+def multiword_merges(tok, phrases: Counter, budget: int, config: TokenizerTrainConfig) -> list[tuple[str, str]]:
     """Stage 2: BPE over sequences of whole-word tokens, as (left, right) byte-level token strings.
 
     Each stage-1 token becomes one private-use character, so the Rust trainer does the counting
@@ -504,7 +504,7 @@ def sentencepiece_lines(corpus: Corpus, do_normalize: bool) -> Iterator[str]:
                 yield _DIGIT_PAIR.sub(SP_DELIMITER, line)
 
 
-def train_sentencepiece(config: TrainConfig, corpus: Corpus, threads: int) -> TrainResult:
+def train_sentencepiece(config: TokenizerTrainConfig, corpus: Corpus, threads: int) -> TrainResult:
     import io
 
     import sentencepiece as sp
@@ -562,7 +562,7 @@ def train_sentencepiece(config: TrainConfig, corpus: Corpus, threads: int) -> Tr
 # --------------------------------------------------------------------------- card
 
 
-def card_rows(config: TrainConfig, corpus: Corpus, result: TrainResult) -> list[tuple[str, str]]:
+def card_rows(config: TokenizerTrainConfig, corpus: Corpus, result: TrainResult) -> list[tuple[str, str]]:
     files = "<br>".join(corpus_mod.describe_files(corpus))
     size = f"{corpus.bytes_on_disk / 1e6:.2f} MB on disk in {len(corpus.files)} files"
     if result.documents is not None:
@@ -587,7 +587,7 @@ def card_rows(config: TrainConfig, corpus: Corpus, result: TrainResult) -> list[
     return rows
 
 
-def _share_row(config: TrainConfig, found: PersianShare | None) -> str:
+def _share_row(config: TokenizerTrainConfig, found: PersianShare | None) -> str:
     if found is None:
         return "not measured"
     row = f"{found.text()}; threshold {config.min_persian_share}"
@@ -596,14 +596,14 @@ def _share_row(config: TrainConfig, found: PersianShare | None) -> str:
     return row
 
 
-def _settings(config: TrainConfig) -> dict:
+def _settings(config: TokenizerTrainConfig) -> dict:
     keys = ["vocab_size", "min_frequency", "normalize", "text_column"]
     keys += (["multiword_fraction", "max_words_per_token"] if config.backend == "bpe"
              else ["sp_character_coverage", "sp_input_sentence_size", "seed"])
     return {k: getattr(config, k) for k in keys}
 
 
-def card_notes(config: TrainConfig) -> list[str]:
+def card_notes(config: TokenizerTrainConfig) -> list[str]:
     notes = ["## Use", "", "```python", "from transformers import AutoTokenizer",
              "tok = AutoTokenizer.from_pretrained(DIR)  # no other arguments needed",
              "ids = tok(\"متن فارسی\")[\"input_ids\"]  # starts with <s> (id 1)", "```"]

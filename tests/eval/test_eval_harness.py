@@ -32,7 +32,7 @@ def _run(model_dir, tasks, out, data_dir, **kw):
         data_dir=str(data_dir),
         batch_size=4,
         bootstrap_iters=100,
-        dtype="float32",
+        dtype="fp32",
         device="cpu",
         **kw,
     )

@@ -63,7 +63,7 @@ def test_adapter_with_extended_tokenizer_loads_exactly_and_scores(adapter, model
     assert (
         adapter_embedding_rows(adapter["path"]) == adapter["size"] == adapter["base_size"] + len(NEW_TOKENS)
     )
-    loaded = load_model(str(model_dir), adapter=str(adapter["path"]), device="cpu", dtype="float32")
+    loaded = load_model(str(model_dir), adapter=str(adapter["path"]), device="cpu", dtype="fp32")
     assert len(loaded.tokenizer) == adapter["size"]  # the adapter's own tokenizer was picked
     assert loaded.info["embedding_rows"] == adapter["size"]
     with torch.no_grad():
@@ -132,7 +132,7 @@ def test_extended_tokenizer_with_an_adapter_that_saved_no_embeddings(model_dir, 
 
 
 def test_8bit_loads_and_scores_close_to_float32(model_dir, sentences):
-    fp32 = load_model(str(model_dir), device="cpu", dtype="float32")
+    fp32 = load_model(str(model_dir), device="cpu", dtype="fp32")
     int8 = load_model(str(model_dir), load_in_8bit=True, device="cpu")
     assert any(type(m).__name__ == "Linear8bitLt" for m in int8.model.modules())
     assert int8.info["load_in_8bit"]

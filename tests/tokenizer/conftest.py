@@ -28,20 +28,20 @@ def corpus_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def bpe_dir(tmp_path_factory, corpus_file) -> Path:
     """A tiny byte-level BPE (with multi-word tokens) trained through the package API."""
-    from persianllama.tokenizer.train import TrainConfig, train
+    from persianllama.tokenizer.train import TokenizerTrainConfig, train
 
     out = tmp_path_factory.mktemp("bpe")
-    train(TrainConfig(input=[str(corpus_file)], output=str(out), vocab_size=700, threads=1))
+    train(TokenizerTrainConfig(input=[str(corpus_file)], output=str(out), vocab_size=700, threads=1))
     return out
 
 
 @pytest.fixture(scope="session")
 def sp_dir(tmp_path_factory, corpus_file) -> Path:
     """A tiny Persian SentencePiece BPE, as `--backend sentencepiece` makes it."""
-    from persianllama.tokenizer.train import TrainConfig, train
+    from persianllama.tokenizer.train import TokenizerTrainConfig, train
 
     out = tmp_path_factory.mktemp("sp")
-    train(TrainConfig(input=[str(corpus_file)], output=str(out), vocab_size=600, backend="sentencepiece",
+    train(TokenizerTrainConfig(input=[str(corpus_file)], output=str(out), vocab_size=600, backend="sentencepiece",
                       threads=1))
     return out
 

@@ -11,7 +11,7 @@ from tokenizer_testdata import ENGLISH, SENTENCES
 
 from persianllama.errors import UserError
 from persianllama.tokenizer import corpus as corpus_mod
-from persianllama.tokenizer.train import TrainConfig, persian_share, train
+from persianllama.tokenizer.train import TokenizerTrainConfig, persian_share, train
 
 
 def test_utf8_check_names_the_line_across_read_blocks(tmp_path, monkeypatch):
@@ -36,7 +36,7 @@ def test_non_utf8_text_is_refused_before_training(tmp_path, backend):
     path = tmp_path / "mixed.txt"
     path.write_bytes(("\n".join(SENTENCES * 2) + "\n").encode() + SENTENCES[0].encode("cp1256", "replace") + b"\n")
     with pytest.raises(UserError, match=rf"mixed.txt line {2 * len(SENTENCES) + 1} is not valid UTF-8"):
-        train(TrainConfig(input=[str(path)], output=str(tmp_path / "out"), backend=backend, vocab_size=300))
+        train(TokenizerTrainConfig(input=[str(path)], output=str(tmp_path / "out"), backend=backend, vocab_size=300))
     assert not (tmp_path / "out").exists()
 
 
@@ -68,7 +68,7 @@ def test_every_file_is_sampled(tmp_path, monkeypatch):
 def test_english_corpus_refused_then_allowed_with_a_warning(tmp_path, caplog):
     en = tmp_path / "en.txt"
     en.write_text("\n".join(ENGLISH * 4) + "\n", encoding="utf-8")
-    config = TrainConfig(input=[str(en)], output=str(tmp_path / "tok"), vocab_size=300, threads=1)
+    config = TokenizerTrainConfig(input=[str(en)], output=str(tmp_path / "tok"), vocab_size=300, threads=1)
     with pytest.raises(UserError, match=r"^the corpus is not Persian text: 0.000 of [\d,]+ letters are Arabic-script "
                                         r".*below min_persian_share=0.5; check --input, or pass --allow-non-persian"):
         train(config)
@@ -93,7 +93,7 @@ def test_a_stray_english_file_is_warned_about(tmp_path, corpus_file, caplog):
     en = tmp_path / "notes.txt"
     en.write_text("\n".join(ENGLISH) + "\n", encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="persianllama.tokenizer.train"):
-        train(TrainConfig(input=[str(corpus_file), str(en)], output=str(tmp_path / "tok"), vocab_size=300,
+        train(TokenizerTrainConfig(input=[str(corpus_file), str(en)], output=str(tmp_path / "tok"), vocab_size=300,
                           threads=1, multiword_fraction=0))
     assert any("notes.txt: only 0.000 of its letters are Arabic-script" in r.getMessage() for r in caplog.records)
 
@@ -103,7 +103,7 @@ def test_output_checked_before_the_corpus_is_read(tmp_path):
     out = tmp_path / "out.txt"
     out.write_text("keep me")
     with pytest.raises(UserError, match=r"^--output .*out.txt is a file, not a folder"):
-        train(TrainConfig(input=[str(tmp_path / "missing.txt")], output=str(out)))
+        train(TokenizerTrainConfig(input=[str(tmp_path / "missing.txt")], output=str(out)))
     assert out.read_text() == "keep me"
 
 

@@ -11,7 +11,7 @@ from tokenizer_testdata import SENTENCES
 from persianllama.cli import main
 from persianllama.config import load
 from persianllama.tokenizer.extend import ExtendConfig
-from persianllama.tokenizer.train import TrainConfig
+from persianllama.tokenizer.train import TokenizerTrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,14 +25,14 @@ def test_help_lists_every_setting(command, capsys):
     assert "--recipe FILE" in out and "key=value" in out
     from persianllama.tokenizer.report import ReportConfig
 
-    cls = {"train": TrainConfig, "extend": ExtendConfig, "report": ReportConfig}[command]
+    cls = {"train": TokenizerTrainConfig, "extend": ExtendConfig, "report": ReportConfig}[command]
     import dataclasses
 
     for f in dataclasses.fields(cls):
         assert f"  {f.name}: " in out
 
 
-@pytest.mark.parametrize("recipe, cls", [("persian_bpe_32k.yaml", TrainConfig), ("extend_llama.yaml", ExtendConfig)])
+@pytest.mark.parametrize("recipe, cls", [("persian_bpe_32k.yaml", TokenizerTrainConfig), ("extend_llama.yaml", ExtendConfig)])
 def test_recipes_load(recipe, cls):
     config = load(cls, ROOT / "tokenizer" / recipe)
     assert isinstance(config, cls)

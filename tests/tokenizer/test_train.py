@@ -10,7 +10,7 @@ from tokenizer_testdata import RAW_SENTENCES, SENTENCES
 from persianllama.errors import UserError
 from persianllama.text.normalize import normalize
 from persianllama.tokenizer.pretokenize import PHRASE_PATTERN, pretokens
-from persianllama.tokenizer.train import TrainConfig, train
+from persianllama.tokenizer.train import TokenizerTrainConfig, train
 
 ROUND_TRIP = [
     "می‌روند و کتاب‌ها را می‌آورند",  # ZWNJ
@@ -105,7 +105,7 @@ def test_bpe_card(bpe_dir):
 def test_bpe_word_level_only(tmp_path, corpus_file):
     from tokenizers import Tokenizer
 
-    train(TrainConfig(input=[str(corpus_file)], output=str(tmp_path), vocab_size=500, multiword_fraction=0,
+    train(TokenizerTrainConfig(input=[str(corpus_file)], output=str(tmp_path), vocab_size=500, multiword_fraction=0,
                       threads=1))
     tok = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
     assert not [t for t in tok.get_vocab() if "Ġ" in t[1:]]
@@ -124,7 +124,7 @@ def test_bpe_from_parquet_corpus_dir_ignores_hidden_dirs(tmp_path):
     # A hidden work dir (the corpus builder's) holds text that must not be read.
     pq.write_table(pa.table({"text": ["ZZZZ QQQQ XXXX " * 50] * 50}), corpus / ".work" / "tmp.parquet")
     out = tmp_path / "tok"
-    result = train(TrainConfig(input=[str(corpus)], output=str(out), vocab_size=400, threads=1))
+    result = train(TokenizerTrainConfig(input=[str(corpus)], output=str(out), vocab_size=400, threads=1))
     assert result.documents == len(SENTENCES) * 3
     vocab = Tokenizer.from_file(str(out / "tokenizer.json")).get_vocab()
     assert "ZZZZ" not in vocab and "ĠQQQQ" not in vocab
@@ -165,18 +165,18 @@ def test_empty_corpus(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n  \n")
     with pytest.raises(UserError, match="empty"):
-        train(TrainConfig(input=[str(empty)], output=str(tmp_path / "out")))
+        train(TokenizerTrainConfig(input=[str(empty)], output=str(tmp_path / "out")))
 
 
 def test_missing_corpus(tmp_path):
     with pytest.raises(UserError, match="no such file"):
-        train(TrainConfig(input=[str(tmp_path / "nope.txt")], output=str(tmp_path / "out")))
+        train(TokenizerTrainConfig(input=[str(tmp_path / "nope.txt")], output=str(tmp_path / "out")))
 
 
 def test_directory_without_text(tmp_path):
     (tmp_path / "c").mkdir()
     with pytest.raises(UserError, match="no \\*.parquet"):
-        train(TrainConfig(input=[str(tmp_path / "c")], output=str(tmp_path / "out")))
+        train(TokenizerTrainConfig(input=[str(tmp_path / "c")], output=str(tmp_path / "out")))
 
 
 @pytest.mark.parametrize("backend", ["bpe", "sentencepiece"])
@@ -185,7 +185,7 @@ def test_vocab_smaller_than_bytes_plus_specials(tmp_path, corpus_file, backend):
 
     with pytest.raises(RuleError, match=r"^vocab_size=259 is out of range: it must be >= 260 \(the byte alphabet, "
                                         r"256, plus 4 special tokens"):
-        train(TrainConfig(input=[str(corpus_file)], output=str(tmp_path), vocab_size=259, backend=backend))
+        train(TokenizerTrainConfig(input=[str(corpus_file)], output=str(tmp_path), vocab_size=259, backend=backend))
 
 
 def test_parquet_without_text_column(tmp_path):
@@ -194,4 +194,4 @@ def test_parquet_without_text_column(tmp_path):
 
     pq.write_table(pa.table({"body": ["سلام"]}), tmp_path / "x.parquet")
     with pytest.raises(UserError, match="no 'text' column"):
-        train(TrainConfig(input=[str(tmp_path / "x.parquet")], output=str(tmp_path / "out")))
+        train(TokenizerTrainConfig(input=[str(tmp_path / "x.parquet")], output=str(tmp_path / "out")))

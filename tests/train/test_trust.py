@@ -157,3 +157,25 @@ def test_export_never_deletes_what_it_did_not_create(two_checkpoints, tmp_path, 
     assert main(["export", str(run), "--out", str(tmp_path / "hf"), "--overwrite"]) == 0
     assert (tmp_path / "hf" / "model.safetensors").is_file()
     assert not list(tmp_path.glob(".hf.*"))  # no temporary folders left behind
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_rerun_resumes(two_checkpoints, pretrain, run_args,
+                                                                            tmp_path, capsys, monkeypatch, clean_env):
+    import errno
+
+    from persianllama.run import checkpoint as core
+
+    run = _copy(two_checkpoints, tmp_path)
+    shutil.rmtree(run / "checkpoints" / "step_00000006")
+    real = core.save_rng
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(core, "save_rng", full)
+    assert _resume(pretrain, run_args, run) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("pretrain: error: no space left on the device while writing") and "rng_state_0" in line
+    monkeypatch.setattr(core, "save_rng", real)
+    assert _resume(pretrain, run_args, run) == 0  # the cut-off step_7 is passed over: resumes from step 3
+    assert (run / "checkpoints" / "step_00000007" / "trainer_state.json").is_file()
