@@ -182,9 +182,9 @@ def measure(cfg) -> dict:
     import torch
 
     from persianllama.data import BlockOrder, pack
-    from persianllama.lora.preflight import plan_inputs, preflight
     from persianllama.lora.model import build, trainable
     from persianllama.lora.plan import activation_bytes, estimate
+    from persianllama.lora.preflight import plan_inputs, preflight
     from persianllama.lora.train import autocast, make_optimizer
     from persianllama.run.schedule import warmup_cosine
 

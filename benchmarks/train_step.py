@@ -41,10 +41,10 @@ def bare_loop(args, tokenizer_dir: Path, data, steps: int) -> list[float]:
     from transformers import AutoTokenizer
 
     from persianllama.data import BlockOrder
+    from persianllama.run.schedule import warmup_cosine
     from persianllama.train import preflight as plan
     from persianllama.train.config import ModelConfig, TrainConfig
     from persianllama.train.model import build_model, llama_config, param_groups
-    from persianllama.run.schedule import warmup_cosine
 
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     mcfg = ModelConfig(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads)
