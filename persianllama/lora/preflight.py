@@ -88,9 +88,9 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip() or type(e).__name__).splitlines()[0][:300]
 
 
-def check_settings(cfg: LoraConfig) -> None:
+def check_settings(cfg: LoraConfig, require_corpus: bool = True) -> None:
     """What the recipe must name (ranges and orderings of single settings were checked when it was loaded)."""
-    if not cfg.data.corpus:
+    if require_corpus and not cfg.data.corpus:
         raise UserError("no corpus: set data.corpus (the corpus builder's output, or .parquet/.txt files)")
     if not cfg.model.base:
         raise UserError("no base model: set model.base to an HF model directory or hub id")
@@ -252,9 +252,10 @@ def resolve_resume(setup: Setup) -> tuple[Path | None, dict | None]:
     return path, state
 
 
-def preflight(cfg: LoraConfig) -> Setup:
-    """Resolve the run and refuse what cannot work; reads no weights."""
-    check_settings(cfg)
+def preflight(cfg: LoraConfig, *, require_corpus: bool = True) -> Setup:
+    """Resolve the run and refuse what cannot work; reads no weights. (`require_corpus=False`: a track whose data
+    is not the corpus, such as instruction tuning.)"""
+    check_settings(cfg, require_corpus)
     check_deepspeed(cfg)
     device, precision, dtype = resolve_device(cfg)
     hf = read_base_config(cfg.model.base)

@@ -24,7 +24,9 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from persianllama.atomic import write_json
 from persianllama.config import to_dict
@@ -91,13 +93,14 @@ def run(cfg: LoraConfig) -> dict:
         return _run(cfg)
 
 
-def _run(cfg: LoraConfig) -> dict:
+def prepare_run(cfg: LoraConfig, *, require_corpus: bool = True):
+    """Steps 1 of every adapter run (this track, SFT): resolve and refuse without loading weights, then the
+    memory plan (printed, saved to out_dir/memory_plan.json, enforced when asked)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from persianllama.lora import preflight as checks
     from persianllama.lora.plan import GIB, estimate, format_plan
 
-    # 1. resolve and refuse, then the memory plan
-    setup = checks.preflight(cfg)
+    setup = checks.preflight(cfg, require_corpus=require_corpus)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plan = estimate(checks.plan_inputs(setup))
@@ -109,8 +112,13 @@ def _run(cfg: LoraConfig) -> dict:
                         "train.micro_batch_size, enable gradient checkpointing or use 4-bit (or plan.enforce=false)")
     for note in setup.notes:
         log.info("%s", note)
+    return setup, plan
 
-    # 2. data: the Zero track's packed blocks
+
+def _run(cfg: LoraConfig) -> dict:
+    setup, plan = prepare_run(cfg)
+
+    # 2. data: the packed blocks every track shares
     from persianllama.data import BlockOrder, pack
 
     data = pack(cfg.data, setup.tok, block_size=cfg.train.seq_len, progress=cfg.log.progress_bar)
@@ -118,13 +126,33 @@ def _run(cfg: LoraConfig) -> dict:
     val_texts = data.val_texts(cfg.log.eval_docs) if cfg.log.eval_docs else []
     if cfg.log.eval_docs and not val_texts:
         log.warning("no held-out documents (data.val_fraction=%s): no validation bits-per-byte", cfg.data.val_fraction)
+    b = setup.batch
 
+    def blocks(samples: int, micro: int):
+        import torch
+
+        x = torch.from_numpy(data.batch(order.micro_batch(samples, micro, 0, b.micro, 1)))
+        return {"input_ids": x, "labels": x}, int(x.numel())
+
+    return train_adapter(setup, plan, blocks, lambda net, step: validate(net, setup, val_texts, step))
+
+
+def train_adapter(setup, plan, micro_batches: Callable[[int, int], tuple[dict, int]],
+                  validation: Callable[[Any, int], dict | None], *, export_fn=None) -> dict:
+    """Steps 3-7 of an adapter run, the same for every track that trains a PEFT adapter on one device.
+
+    `micro_batches(samples_before_step, micro_step)` gives the model's keyword inputs (CPU tensors, with
+    ``labels``) and the number of real tokens in them; `validation(net, step)` gives an ``eval`` record (or
+    None). Resume, stop signals, metrics, checkpoints and the adapter export are this function's."""
+    cfg = setup.cfg
+    out = Path(cfg.out_dir)
     # 3. model
     import torch
 
     from persianllama.lora import checkpoint as lora_ckpt
     from persianllama.lora.export import export
     from persianllama.lora.model import build, save_embedding_layers, trainable
+    from persianllama.lora.plan import GIB
 
     torch.manual_seed(cfg.train.seed)
     t_load = time.perf_counter()
@@ -144,11 +172,12 @@ def _run(cfg: LoraConfig) -> dict:
     params = [p for _, p in named]
 
     # 5. resume
-    step = samples = 0
+    step = samples = tokens_seen = 0
     history: dict = {}
     if setup.resume_from is not None:
         state = lora_ckpt.load(setup.resume_from, net, optimizer, scheduler, scaler, setup.device)
         step, samples = int(state["step"]), int(state["samples"])
+        tokens_seen = int(state.get("tokens", samples * cfg.train.seq_len))
         history = state.get("history", {})
         log.info("resumed from %s at step %d (%s samples seen)", setup.resume_from, step, f"{samples:,}")
     runlog = RunLog(out, active=True, tensorboard=cfg.log.tensorboard, wandb_project=cfg.log.wandb_project,
@@ -163,7 +192,7 @@ def _run(cfg: LoraConfig) -> dict:
         torch.cuda.reset_peak_memory_stats()
 
     def trainer_state() -> dict:
-        return {"step": step, "samples": samples, "tokens": samples * cfg.train.seq_len, "identity": identity,
+        return {"step": step, "samples": samples, "tokens": tokens_seen, "identity": identity,
                 "settings": settings, "history": history, "config": to_dict(cfg),
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
@@ -174,7 +203,7 @@ def _run(cfg: LoraConfig) -> dict:
         return path
 
     def run_validation() -> None:
-        rec = validate(net, setup, val_texts, step)
+        rec = validation(net, step)
         if rec is None:
             return
         history.setdefault("val", []).append({k: v for k, v in rec.items() if k != "kind"})
@@ -190,11 +219,13 @@ def _run(cfg: LoraConfig) -> dict:
         while step < cfg.train.max_steps:
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), device=setup.device)
+            step_tokens = 0
             for micro in range(b.accum):
-                idx = order.micro_batch(samples, micro, 0, b.micro, 1)
-                x = torch.from_numpy(data.batch(idx)).to(setup.device)
+                inputs, n_tokens = micro_batches(samples, micro)
+                inputs = {k: v.to(setup.device) for k, v in inputs.items()}
+                step_tokens += n_tokens
                 with autocast(setup):
-                    loss = net(input_ids=x, labels=x).loss
+                    loss = net(**inputs).loss
                 scaled = loss / b.accum
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
                 loss_sum += loss.detach().float()
@@ -216,9 +247,10 @@ def _run(cfg: LoraConfig) -> dict:
             if not math.isfinite(loss_val):  # the same rule in every track
                 raise NonFiniteLoss(step, loss_val, lr)
             dt = time.perf_counter() - t0
-            tps = b.tokens_per_step / dt
+            tps = step_tokens / dt
+            tokens_seen += step_tokens
             runlog.write({"kind": "train", "step": step, "loss": loss_val, "lr": lr, "grad_norm": grad_norm,
-                          "tokens_per_s": round(tps, 1), "tokens_seen": samples * cfg.train.seq_len,
+                          "tokens_per_s": round(tps, 1), "tokens_seen": tokens_seen,
                           "step_seconds": round(dt, 4), "samples": samples})
             runlog.progress(step, loss=f"{loss_val:.4f}", lr=f"{lr:.2e}")
             history["last_loss"] = loss_val
@@ -241,7 +273,7 @@ def _run(cfg: LoraConfig) -> dict:
                 run_validation()
             checkpoint()
 
-    summary = {"step": step, "samples": samples, "tokens": samples * cfg.train.seq_len, "finished": stop_code == 0,
+    summary = {"step": step, "samples": samples, "tokens": tokens_seen, "finished": stop_code == 0,
                "exit_code": stop_code, "trainable_parameters": n_train, "parameters": n_all,
                "val": (history.get("val") or [None])[-1],
                "val_start": next((v for v in history.get("val", []) if v["step"] == 0), None),
@@ -258,7 +290,7 @@ def _run(cfg: LoraConfig) -> dict:
         return summary
 
     # 7. the adapter
-    info = export(setup, net, out / "adapter", summary, save_embedding_layers=save_layers)
+    info = (export_fn or export)(setup, net, out / "adapter", summary, save_embedding_layers=save_layers)
     summary["adapter"] = str(out / "adapter")
     log.info("adapter written to %s (%s, %d LoRA matrix pairs%s)", out / "adapter", f"{info['bytes']:,} bytes",
              info["lora_A"], f", embeddings {setup.embeddings}" if setup.embeddings != "none" else "")
