@@ -22,8 +22,10 @@ STAGES = [
     "persianllama.data.cli",
     "persianllama.train.cli",
     "persianllama.lora.cli",
+    "persianllama.sft.cli",
     "persianllama.eval.cli",
     "persianllama.quickstart",
+    "persianllama.serve.cli",
 ]
 
 

@@ -106,6 +106,9 @@ def _add_merge_and_plan(sub: argparse._SubParsersAction) -> None:
     plan.add_argument("--vocab", help="vocabulary size after extension, >= 1 (default: the tokenizer's)")
     plan.add_argument("--device-memory-gb", help="device memory in GiB, > 0 (default: the GPU, else 80)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--calibrate", metavar="RESULTS.json",
+                      help="instead: this plan's error per part against the measurements benchmarks/gpu_check.py "
+                           "wrote (each measurement carries its own settings; the recipe flags are not used)")
     plan.set_defaults(func=run_plan)
 
 
@@ -173,6 +176,10 @@ def run_plan(args: argparse.Namespace) -> int:
     from persianllama.config import Count, check_value
     from persianllama.lora.plan import format_plan
 
+    if args.calibrate:
+        from persianllama.lora.calibrate import run_calibrate
+
+        return run_calibrate(args.calibrate, as_json=args.json)
     if args.device_memory_gb is not None:
         args.overrides = list(args.overrides) + [f"plan.device_memory_gb={args.device_memory_gb}"]
     vocab = None if args.vocab is None else check_value(args.vocab, Count, "--vocab")

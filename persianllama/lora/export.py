@@ -114,8 +114,9 @@ def card(setup, summary: dict) -> str:
     return "\n".join(line for line in lines if line is not None)
 
 
-def export(setup, net, out: Path, summary: dict, *, save_embedding_layers: bool) -> dict:
-    """Write the adapter folder `out` and verify it."""
+def export(setup, net, out: Path, summary: dict, *, save_embedding_layers: bool, card_fn=None) -> dict:
+    """Write the adapter folder `out` and verify it (`card_fn(setup, summary)` writes the README; this track's
+    `card` by default)."""
     out.mkdir(parents=True, exist_ok=True)
     net.save_pretrained(str(out), save_embedding_layers=save_embedding_layers)
     setup.tok.save_pretrained(str(out))
@@ -131,5 +132,5 @@ def export(setup, net, out: Path, summary: dict, *, save_embedding_layers: bool)
         "vocabulary": setup.extension.summary() if setup.extension.extended else None,
         "config": json.loads(json.dumps(summary.get("config", {}))),
     })
-    write_text(out / "README.md", card(setup, summary))
+    write_text(out / "README.md", (card_fn or card)(setup, summary))
     return info

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from persianllama.config import to_dict
 from persianllama.errors import UserError
 from persianllama.lora.config import LoraConfig
 from persianllama.lora.embeddings import Extension, check_extension, plan_extension
@@ -81,7 +82,7 @@ class Setup:
                 "train.max_steps": t.max_steps, "train.seed": t.seed, "train.seq_len": t.seq_len,
                 "train.micro_batch_size": self.batch.micro, "train.grad_accum_steps": self.batch.accum,
                 "train.weight_decay": t.weight_decay, "train.grad_clip": t.grad_clip,
-                "data.corpus": list(c.data.corpus), "data.val_fraction": c.data.val_fraction}
+                **{f"data.{k}": v for k, v in to_dict(c.data).items() if k in ("corpus", "files", "val_fraction")}}
 
 
 def _first_line(e: BaseException) -> str:
