@@ -206,16 +206,31 @@ def multiple_choice_record(row: dict) -> dict:
     }
 
 
+def subset_of(source: str) -> str:
+    """ParsiNLU's origin of a pair: ``natural`` (written in Persian: entailment sources natural-wiki,
+    natural-voa, natural-miras; QQP category natural) or ``translated`` (machine-translated and then
+    edited: entailment translation-train/-dev, QQP category qqp, i.e. Quora Question Pairs);
+    '' when the source says neither (FarsTail, hand-made files)."""
+    s = source.strip().lower()
+    if s.startswith("natural"):
+        return "natural"
+    if s.startswith(("translation", "translated", "qqp")):
+        return "translated"
+    return ""
+
+
 def nli_record(row: dict) -> dict:
     """ParsiNLU entailment (sent1, sent2, label e/c/n) and FarsTail (premise, hypothesis, label)."""
     label = str(_get(row, "label")).strip().lower()
     if label not in NLI_LABELS:
         raise SkipRecord(f"label {label!r} is not one of e, c, n")
+    source = str(row.get("source") or row.get("category") or "")
     return {
         "premise": _text(row, "premise", "sent1"),
         "hypothesis": _text(row, "hypothesis", "sent2"),
         "label": NLI_LABELS[label],
-        "source": str(row.get("source") or row.get("category") or ""),
+        "source": source,
+        "subset": subset_of(source),
     }
 
 
@@ -238,11 +253,13 @@ def paraphrase_record(row: dict) -> dict:
     label = str(_get(row, "label")).strip()
     if label not in ("0", "1"):
         raise SkipRecord(f"label {label!r} is not 0 or 1")
+    category = str(row.get("category") or "")
     return {
         "q1": _text(row, "q1"),
         "q2": _text(row, "q2"),
         "label": int(label),
-        "category": str(row.get("category") or ""),
+        "category": category,
+        "subset": subset_of(category),
     }
 
 
@@ -417,6 +434,15 @@ class LoadedSplit:
     source: str
     """File path or hub id the records came from ('' when the split is absent)."""
     skipped: Counter = field(default_factory=Counter)
+    """Reason -> number of rows left out (rows the upstream release leaves unlabeled, ...)."""
+    skipped_by_category: dict[str, Counter] = field(default_factory=dict)
+    """The same counts per the row's ``category`` field ('' when it has none), so a task that takes
+    one category (parsinlu_mc_literature) reports only its own dropped rows."""
+
+    def skipped_in(self, category: str | None = None) -> Counter:
+        if category is None:
+            return Counter(self.skipped)
+        return Counter(self.skipped_by_category.get(category, Counter()))
 
 
 def resolve_source(key: str, data: dict[str, str] | None = None, data_dir: str | None = None) -> str:
@@ -445,7 +471,11 @@ def is_hub_id(source: str) -> bool:
 
 
 def _convert_rows(
-    rows: Iterator[tuple[str, dict]], convert: Callable[[dict], dict], where: str, skipped: Counter
+    rows: Iterator[tuple[str, dict]],
+    convert: Callable[[dict], dict],
+    where: str,
+    skipped: Counter,
+    by_category: dict[str, Counter] | None = None,
 ) -> list[dict]:
     out = []
     for loc, row in rows:
@@ -453,9 +483,37 @@ def _convert_rows(
             out.append(convert(row))
         except SkipRecord as e:
             skipped[str(e)] += 1
+            if by_category is not None:
+                by_category.setdefault(str(row.get("category") or ""), Counter())[str(e)] += 1
         except RecordError as e:
             raise UserError(f"{where}:{loc}: {e}") from None
     return out
+
+
+# Each task of a family (three ParsiNLU multiple-choice categories, cloze and chat variants) reads the
+# same file, and lm-eval builds every task twice (the up-front check, then the run): read each file
+# once per process. The key holds the file's size and mtime, so an edited file is read again.
+_FILE_CACHE: dict[tuple, tuple[list[dict], Counter, dict[str, Counter]]] = {}
+
+
+def _read_file(path: Path, spec: DatasetSpec) -> LoadedSplit:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, spec.key)
+    if key not in _FILE_CACHE:
+        skipped: Counter = Counter()
+        by_category: dict[str, Counter] = {}
+        records = _convert_rows(_reader_for(path, spec), spec.convert, str(path), skipped, by_category)
+        if len(_FILE_CACHE) > 64:
+            _FILE_CACHE.clear()
+        _FILE_CACHE[key] = (records, skipped, by_category)
+    records, skipped, by_category = _FILE_CACHE[key]
+    # Callers get their own lists and dicts (the cached ones stay as read).
+    return LoadedSplit(
+        [dict(r) for r in records],
+        str(path),
+        Counter(skipped),
+        {c: Counter(n) for c, n in by_category.items()},
+    )
 
 
 def _load_local_split(spec: DatasetSpec, source: Path, split: str) -> LoadedSplit:
@@ -475,9 +533,7 @@ def _load_local_split(spec: DatasetSpec, source: Path, split: str) -> LoadedSpli
             return LoadedSplit([], "")
     else:
         raise UserError(f"{source}: no such file or directory (data for {spec.key})")
-    skipped: Counter = Counter()
-    records = _convert_rows(_reader_for(path, spec), spec.convert, str(path), skipped)
-    return LoadedSplit(records, str(path), skipped)
+    return _read_file(path, spec)
 
 
 def _load_hub_split(spec: DatasetSpec, hub_id: str, split: str) -> LoadedSplit:
@@ -511,8 +567,10 @@ def _load_hub_split(spec: DatasetSpec, hub_id: str, split: str) -> LoadedSplit:
         }
 
     skipped: Counter = Counter()
+    by_category: dict[str, Counter] = {}
     rows = ((f"row {i}", named(dict(r))) for i, r in enumerate(ds))
-    return LoadedSplit(_convert_rows(rows, spec.convert, f"{hub_id}[{hub_split}]", skipped), hub_id, skipped)
+    records = _convert_rows(rows, spec.convert, f"{hub_id}[{hub_split}]", skipped, by_category)
+    return LoadedSplit(records, hub_id, skipped, by_category)
 
 
 def load_split(
@@ -530,7 +588,8 @@ def load_split(
             f"{loaded.source or source}: no usable records for {key}"
             + (f" (skipped: {dict(loaded.skipped)})" if loaded.skipped else "")
         )
-    if loaded.skipped:
+    if loaded.skipped and (loaded.source, key) not in _WARNED:
+        _WARNED.add((loaded.source, key))  # once per process; results.json and report.md count them too
         log.warning(
             "%s: skipped %d record(s) of %s: %s",
             loaded.source,
@@ -539,6 +598,9 @@ def load_split(
             dict(loaded.skipped),
         )
     return loaded
+
+
+_WARNED: set[tuple[str, str]] = set()
 
 
 # --------------------------------------------------------------------------- held-out text
@@ -631,3 +693,141 @@ def resolve_text_source(data: dict[str, str] | None = None, data_dir: str | None
         "no held-out text for bits-per-byte: pass --data text=PATH (a .txt/.jsonl/.parquet/"
         ".conllu file or folder) or --data-dir DIR (uses DIR/ud_persian_*/*-ud-test.conllu)"
     )
+
+
+# --------------------------------------------------------------------------- parallel text (translation)
+
+QURAN_SUBDIR = "parsinlu/data/translation/quran"
+"""ParsiNLU's line-aligned Quran translations: ten Persian (fa.*.norm.txt) and one English
+(en.yusufali.txt), 6235 verses each (../shared/data/parsinlu/PROVENANCE.txt)."""
+PRIMARY_FA = "makarem"
+"""The Persian translation used as the source sentence of fa->en (Makarem Shirazi's, the most widely
+read); every Persian translation is a reference of en->fa."""
+TEST_EVERY = 10
+"""In a folder of line-aligned files, line i is a test pair when i % TEST_EVERY == 0 (624 of the
+6235 verses); the other lines are the few-shot pool. ParsiNLU's own split files for the Quran are
+Git-LFS pointers in the snapshot, so the split is ours and stated here."""
+PARALLEL_LANGS = ("fa", "en")
+
+
+def resolve_parallel_source(data: dict[str, str] | None = None, data_dir: str | None = None) -> str:
+    """Where the translation tasks' parallel text comes from: --data translation=PATH, else the ParsiNLU
+    Quran folder under the data root."""
+    if data and data.get("translation"):
+        return str(data["translation"])
+    root = data_dir or os.environ.get(DATA_ENV)
+    if root:
+        return str(Path(root) / QURAN_SUBDIR)
+    raise UserError(
+        "no parallel text for the translation tasks: pass --data translation=PATH (a folder of "
+        "line-aligned fa.*.txt and en.*.txt files like ParsiNLU's data/translation/quran, or a .tsv/.jsonl "
+        "file with fa and en fields) or --data-dir DIR (uses DIR/" + QURAN_SUBDIR + ")"
+    )
+
+
+def _refs(value: Any, field_name: str) -> list[str]:
+    if isinstance(value, str):
+        values = [value]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        values = value
+    else:
+        raise RecordError(f"field {field_name!r} must be text or a list of texts, got {value!r}")
+    return [v.strip() for v in values if v.strip()]
+
+
+def _parallel_rows(path: Path) -> Iterator[tuple[str, dict[str, list[str]]]]:
+    """(location, {"fa": [...], "en": [...]}) of a .tsv (header naming fa and en columns; further
+    columns fa_2, en_2, ... are more references) or a .jsonl ({"fa": text or [texts], "en": ...})."""
+    name = path.name.lower()
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        for n, obj in read_jsonl(path):
+            try:
+                yield n, {lang: _refs(obj.get(lang, ""), lang) for lang in PARALLEL_LANGS}
+            except RecordError as e:
+                raise UserError(f"{path}:{n}: {e}") from None
+        return
+    if name.endswith((".tsv", ".csv")):
+        with open(path, encoding="utf-8") as f:
+            head = f.readline().rstrip("\n").split("\t")
+        header = [h.strip().lstrip("\ufeff") for h in head]
+        if not all(lang in header for lang in PARALLEL_LANGS):
+            raise UserError(
+                f"{path}:1: header {header} needs tab-separated columns 'fa' and 'en' "
+                "(more references as fa_2, en_2, ...)"
+            )
+        cols = {lang: [h for h in header if h == lang or h.startswith(lang + "_")] for lang in PARALLEL_LANGS}
+        for n, row in read_delimited(path, "\t", list(PARALLEL_LANGS)):
+            yield n, {lang: [row[c].strip() for c in cols[lang] if row[c].strip()] for lang in PARALLEL_LANGS}
+        return
+    raise UserError(f"{path}: unsupported parallel-text file (expected .tsv or .jsonl with fa and en)")
+
+
+def _aligned_folder(folder: Path) -> tuple[list[dict], Counter, str]:
+    """Line-aligned fa.*.txt / en.*.txt files (one sentence or verse per line)."""
+    files = {lang: sorted(folder.glob(f"{lang}.*.txt")) for lang in PARALLEL_LANGS}
+    for lang, found in files.items():
+        if not found:
+            raise UserError(
+                f"{folder}: no {lang}.*.txt file; a parallel-text folder holds line-aligned fa.NAME.txt and "
+                "en.NAME.txt files (or test.tsv / test.jsonl)"
+            )
+    primary = next((p for p in files["fa"] if p.name.split(".")[1] == PRIMARY_FA), files["fa"][0])
+    files["fa"] = [primary] + [p for p in files["fa"] if p != primary]
+    lines: dict[Path, list[str]] = {}
+    for path in files["fa"] + files["en"]:
+        try:
+            lines[path] = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path}: not UTF-8 text ({e})") from None
+    counts = {p: len(v) for p, v in lines.items()}
+    if len(set(counts.values())) != 1:
+        shown = ", ".join(f"{p.name} {n}" for p, n in counts.items())
+        raise UserError(f"{folder}: the files are not line-aligned (lines: {shown}); each needs one line per pair")
+    pairs, skipped = [], Counter()
+    for i in range(next(iter(counts.values()))):
+        fa = [lines[p][i].strip() for p in files["fa"]]
+        en = [lines[p][i].strip() for p in files["en"]]
+        if not fa[0] or not any(en):
+            skipped[f"empty line in {primary.name if not fa[0] else 'every en file'}"] += 1
+            continue
+        pairs.append({"id": str(i + 1), "line": i, "fa": [t for t in fa if t], "en": [t for t in en if t]})
+    described = f"{primary.name} (+{len(files['fa']) - 1} more Persian) and {', '.join(p.name for p in files['en'])}"
+    return pairs, skipped, described
+
+
+def load_parallel(
+    split: str, data: dict[str, str] | None = None, data_dir: str | None = None
+) -> LoadedSplit:
+    """Parallel pairs {"id", "fa": [texts], "en": [texts]} of one split ('test' or 'train'); the first
+    text of each side is its source sentence, all of them are references. A folder of aligned files
+    splits by line (`TEST_EVERY`); a folder with test.tsv/.jsonl (and train.*) uses those; a single
+    file is the test split and has no few-shot pool."""
+    source = Path(resolve_parallel_source(data, data_dir)).expanduser()
+    if not source.exists():
+        raise UserError(f"{source}: no such file or directory (parallel text for the translation tasks)")
+    if source.is_dir():
+        split_file = next(
+            (source / f"{split}{ext}" for ext in (".tsv", ".jsonl") if (source / f"{split}{ext}").is_file()), None
+        )
+        if split_file is None and any((source / f"test{ext}").is_file() for ext in (".tsv", ".jsonl")):
+            return LoadedSplit([], "")  # a split-file folder without this split
+        if split_file is None:
+            pairs, skipped, described = _aligned_folder(source)
+            keep = [p for p in pairs if (p["line"] % TEST_EVERY == 0) == (split == "test")]
+            for p in keep:
+                p.pop("line")
+            return LoadedSplit(keep, f"{source} ({described}; test = every {TEST_EVERY}th line)", skipped)
+        path = split_file
+    else:
+        if split != "test":
+            return LoadedSplit([], "")
+        path = source
+    pairs, skipped = [], Counter()
+    for n, row in _parallel_rows(path):
+        if not row["fa"] or not row["en"]:
+            skipped["empty fa or en"] += 1
+            continue
+        pairs.append({"id": n, **row})
+    if split == "test" and not pairs:
+        raise UserError(f"{path}: no parallel pairs" + (f" (skipped: {dict(skipped)})" if skipped else ""))
+    return LoadedSplit(pairs, str(path), skipped)

@@ -1,5 +1,7 @@
 """Metrics lm-eval does not have for Persian: F1/exact match after Persian normalization, SQuAD-2
-answerability, Persian-script share and distinct-n of generations.
+answerability, Persian-script share and distinct-n of generations; macro-F1, per-class F1 and the
+majority-class and chance baselines of classification tasks; the answer letter of a chat-mode
+answer; corpus chrF/BLEU of translations.
 
 lm-eval's SQuAD metrics (``squadv2``) download the ``squad_v2`` metric from the hub at run time and
 normalize English (they drop "a/an/the" and ASCII punctuation only), so Persian answers that differ
@@ -107,3 +109,164 @@ def distinct_n(texts: list[str], n: int) -> float:
         total += len(grams)
         unique.update(grams)
     return len(unique) / total if total else 0.0
+
+
+# --------------------------------------------------------------------------- classification
+
+NO_PREDICTION = -1
+"""The predicted class of a chat-mode answer that names no option letter: wrong for every gold class."""
+
+
+def class_labels(golds: list[int], preds: list[int]) -> list[int]:
+    """The classes macro-F1 averages over: every class that occurs as a gold label or a prediction
+    (scikit-learn's default), never `NO_PREDICTION`. On a full test set that is every class of the
+    task; on a `--limit` slice a class absent from both sides does not drag the mean down."""
+    return sorted((set(golds) | set(preds)) - {NO_PREDICTION})
+
+
+def confusion(golds: list[int], preds: list[int], labels: list[int]) -> dict[int, dict[str, int]]:
+    """Per class: tp, fp, fn and gold support."""
+    out = {c: {"tp": 0, "fp": 0, "fn": 0, "support": 0} for c in labels}
+    for g, p in zip(golds, preds, strict=True):
+        if g in out:
+            out[g]["support"] += 1
+        if g == p:
+            if g in out:
+                out[g]["tp"] += 1
+            continue
+        if p in out:
+            out[p]["fp"] += 1
+        if g in out:
+            out[g]["fn"] += 1
+    return out
+
+
+def _f1_from(tp: float, fp: float, fn: float) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def per_class_f1(golds: list[int], preds: list[int], labels: list[int] | None = None) -> dict[int, float]:
+    labels = class_labels(golds, preds) if labels is None else labels
+    return {c: _f1_from(v["tp"], v["fp"], v["fn"]) for c, v in confusion(golds, preds, labels).items()}
+
+
+def macro_f1(golds: list[int], preds: list[int], labels: list[int] | None = None) -> float:
+    """Unweighted mean of the per-class F1 (sklearn's ``f1_score(average="macro", zero_division=0)``
+    with the labels of `class_labels`). A model that always gives one answer gets that class's F1
+    over the number of classes: on ParsiNLU food sentiment (70% "no sentiment") about 0.12, not 0.70."""
+    f1s = per_class_f1(golds, preds, labels)
+    return sum(f1s.values()) / len(f1s) if f1s else float("nan")
+
+
+def majority_baseline(golds: list[int]) -> dict[str, float | int]:
+    """Scores of always answering the commonest gold class (ties: the lowest class index)."""
+    counts = Counter(golds)
+    top = min(counts, key=lambda c: (-counts[c], c))
+    preds = [top] * len(golds)
+    acc = counts[top] / len(golds)
+    return {"class": top, "acc": acc, "macro_f1": macro_f1(golds, preds)}
+
+
+def chance_baseline(golds: list[int], n_choices: list[int]) -> dict[str, float]:
+    """Expected scores of a uniform guess among each question's choices: accuracy is the mean of
+    1/choices; macro-F1 is computed on the expected confusion counts (class c is predicted for a
+    question with k choices with probability 1/k when c < k)."""
+    n = len(golds)
+    labels = sorted(set(golds) | {c for k in n_choices for c in range(k)})
+    tp = {c: 0.0 for c in labels}
+    predicted = {c: 0.0 for c in labels}
+    support = Counter(golds)
+    for g, k in zip(golds, n_choices, strict=True):
+        tp[g] += 1 / k
+        for c in range(k):
+            predicted[c] += 1 / k
+    f1s = [2 * tp[c] / (predicted[c] + support[c]) if predicted[c] + support[c] else 0.0 for c in labels]
+    return {"acc": sum(1 / k for k in n_choices) / n, "macro_f1": sum(f1s) / len(f1s)}
+
+
+def bootstrap_macro_f1_stderr(golds: list[int], preds: list[int], iters: int, seed: int = 1234) -> float | None:
+    """Standard error of macro-F1 over `iters` bootstrap resamples of the questions (None if iters < 2)."""
+    if iters < 2 or len(golds) < 2:
+        return None
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    g = np.asarray(golds)
+    p = np.asarray(preds)
+    labels = class_labels(golds, preds)
+    values = []
+    for _ in range(iters):
+        idx = rng.integers(0, len(g), len(g))
+        gi, pi = g[idx], p[idx]
+        f1s = []
+        for c in labels:
+            tp = float(np.sum((gi == c) & (pi == c)))
+            fp = float(np.sum((gi != c) & (pi == c)))
+            fn = float(np.sum((gi == c) & (pi != c)))
+            f1s.append(_f1_from(tp, fp, fn))
+        values.append(sum(f1s) / len(f1s))
+    return float(np.std(values, ddof=1))
+
+
+# --------------------------------------------------------------------------- chat-mode answers
+
+LETTERS = "ABCDEFG"
+# A lone Latin letter: not part of a longer Latin word ("Answer", "Bale"); Persian text around it is fine.
+_LETTER = re.compile(r"(?<![A-Za-z])([A-G])(?![A-Za-z])")
+_PERSIAN_LETTERS = {"الف": "A", "ب": "B", "ج": "C", "د": "D"}
+
+
+def answer_letter(text: str, n_options: int) -> int:
+    """Index of the option a chat-mode answer names, or `NO_PREDICTION`.
+
+    The first lone letter among the first `n_options` (``B``, ``B.``, ``(B)``, ``گزینه B``,
+    ``پاسخ: B``); an answer that is only a Persian option letter (الف/ب/ج/د, as Iranian exams
+    write them) counts too. Anything else names no option (the model did not follow the format)."""
+    allowed = LETTERS[:n_options]
+    for match in _LETTER.finditer(text or ""):
+        if match.group(1) in allowed:
+            return allowed.index(match.group(1))
+        break  # the first lone capital letter is the answer; a wrong one is not skipped over
+    bare = (text or "").strip().strip(".:)(«»\"' ")
+    bare = bare.replace("گزینه", "").strip()
+    if bare in _PERSIAN_LETTERS and _PERSIAN_LETTERS[bare] in allowed:
+        return allowed.index(_PERSIAN_LETTERS[bare])
+    return NO_PREDICTION
+
+
+# --------------------------------------------------------------------------- translation
+
+_FA_TRANSLATION_NORMALIZER = PersianNormalizer()
+
+
+def normalize_translation(text: str, lang: str) -> str:
+    """Persian output and references go through the project's normalizer (letter variants ي/ی,
+    ك/ک, ZWNJ, digits), so a translation is not penalised for spelling the same word with another
+    code point; English is compared as is (sacrebleu's own tokenization)."""
+    text = (text or "").strip()
+    return _FA_TRANSLATION_NORMALIZER(text) if lang == "fa" else text
+
+
+def _sacre(items: list[tuple[list[str], str]]) -> tuple[list[str], list[list[str | None]]]:
+    hyps = [str(pred) for _, pred in items]
+    width = max(len(refs) for refs, _ in items)
+    # sacrebleu wants one stream per reference slot; a pair with fewer references leaves None there.
+    streams = [[refs[i] if i < len(refs) else None for refs, _ in items] for i in range(width)]
+    return hyps, streams
+
+
+def corpus_chrf(items: list[tuple[list[str], str]]) -> float:
+    """sacrebleu corpus chrF (char 6-grams, beta 2) over (references, hypothesis) pairs, 0..100."""
+    import sacrebleu
+
+    hyps, refs = _sacre(items)
+    return sacrebleu.corpus_chrf(hyps, refs).score
+
+
+def corpus_bleu(items: list[tuple[list[str], str]]) -> float:
+    """sacrebleu corpus BLEU (13a tokenization, exponential smoothing) over (references, hypothesis)
+    pairs, 0..100; every reference of a pair counts (multi-reference BLEU)."""
+    import sacrebleu
+
+    hyps, refs = _sacre(items)
+    return sacrebleu.corpus_bleu(hyps, refs).score

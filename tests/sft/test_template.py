@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from persianllama.sft.data import read_conversations
-from persianllama.sft.template import DEFAULT_TEMPLATE, ensure_template, encode, prompt_ids
+from persianllama.sft.template import DEFAULT_TEMPLATE, encode, ensure_template, prompt_ids
 from tests.sft.conftest import INSTRUCTIONS
 
 
