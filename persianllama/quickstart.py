@@ -35,7 +35,7 @@ from persianllama.errors import UserError
 
 log = logging.getLogger("persianllama.quickstart")
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ["corpus", "tokenizer", "zero", "lora", "evaluate"]  # the report is written after them
+STEPS = ["corpus", "tokenizer", "zero", "lora", "sft", "evaluate"]  # the report is written after them
 
 
 @dataclass
@@ -52,6 +52,8 @@ class QuickstartConfig:
     """Pretraining steps of the tiny Zero model."""
     lora_steps: int = 30
     """LoRA steps on the tiny base."""
+    sft_steps: int = 60
+    """Instruction-tuning steps of the Zero model on the bundled Persian conversations."""
     processes: int = 2
     """Ranks for the `deepspeed` launcher (CPU processes; on a GPU machine, GPUs)."""
     eval_limit: int = 20
@@ -223,6 +225,54 @@ def step_lora(cfg: QuickstartConfig, out: Path) -> dict:
     return summarize(run / "metrics.jsonl")
 
 
+INSTRUCTIONS = ROOT / "corpora" / "sample" / "instructions" / "conversations.jsonl"
+# Questions for the before/after chat table (from the bundled sample's held-out style: short, single-turn).
+CHAT_PROMPTS = ["پایتخت ایران کجاست؟", "یک پیشنهاد برای خواب بهتر بده.", "این جمله را به انگلیسی ترجمه کن: «امروز هوا آفتابی است.»"]
+
+
+def step_sft(cfg: QuickstartConfig, out: Path) -> dict:
+    """Instruction-tune the Zero model (LoRA) on the bundled conversations, then answer a few questions before
+    and after, through the saved chat template."""
+    run = out / "sft"
+    if not (run / "adapter" / "adapter_config.json").exists():
+        persianllama("sft", "--recipe", str(ROOT / "configs" / "sft_tiny.yaml"), "--base", str(out / "zero" / "hf"),
+                     "--data", str(INSTRUCTIONS), "--output", str(run), f"train.max_steps={cfg.sft_steps}",
+                     "train.seq_len=128", log_file=out / "logs" / "sft.log")
+    answers = run / "chat_answers.json"
+    if not answers.exists():
+        from persianllama import atomic
+
+        atomic.write_json(answers, chat_before_after(out / "zero" / "hf", run / "adapter"))
+    return {**summarize(run / "metrics.jsonl"), "answers": json.loads(answers.read_text(encoding="utf-8"))}
+
+
+def chat_before_after(base: Path, adapter: Path, max_new_tokens: int = 40) -> list[dict]:
+    """Greedy answers of the base model and of base + SFT adapter to CHAT_PROMPTS, both under the adapter's chat
+    template (the format the tuned model was trained on)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(adapter))
+    model = AutoModelForCausalLM.from_pretrained(str(base)).eval()
+    tuned = PeftModel.from_pretrained(model, str(adapter)).eval()
+    rows = []
+    for q in CHAT_PROMPTS:
+        enc = tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
+                                      return_tensors="pt", return_dict=True)
+        row = {"prompt": q}
+        for name, use_adapter in (("before", False), ("after", True)):
+            with torch.no_grad():
+                if use_adapter:
+                    ids = tuned.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False)
+                else:
+                    with tuned.disable_adapter():
+                        ids = tuned.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False)
+            row[name] = tok.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        rows.append(row)
+    return rows
+
+
 TASKS_DIR = ROOT / "corpora" / "sample" / "tasks"
 EVAL_TASKS = "persian_bpb,persian_nlu,persian_generation"
 
@@ -277,7 +327,8 @@ def summarize(metrics: Path) -> dict:
     return core_summarize(metrics)
 
 
-def track_section(summary: dict, curve: Path, curve_label: str, extra: str = "") -> list[str]:
+def track_section(summary: dict, curve: Path, curve_label: str, extra: str = "",
+                  heldout: str = "held-out documents") -> list[str]:
     """Training loss first -> last (training records only) and the validations, as the shared writer recorded them."""
     lines = []
     if "train_loss_first" in summary:
@@ -287,7 +338,7 @@ def track_section(summary: dict, curve: Path, curve_label: str, extra: str = "")
     if last:
         start = (f" (step {first['step']}: bits/byte {first['bits_per_byte']:.4f}, loss {first['loss']:.4f})"
                  if first and first["step"] != last["step"] else "")
-        lines.append(f"Validation on held-out documents at step {last['step']}: bits/byte "
+        lines.append(f"Validation on {heldout} at step {last['step']}: bits/byte "
                      f"{last['bits_per_byte']:.4f}, loss {last['loss']:.4f}, word perplexity "
                      f"{last['word_perplexity']:.1f}{start}.")
     if curve.exists():
@@ -378,11 +429,25 @@ def write_report(cfg: QuickstartConfig, out: Path, results: dict, seconds: dict)
         lines += ["", "## 4. LoRA track (tiny base in 8-bit, extended tokenizer)", ""]
         lines += track_section(lora, out / "lora" / "loss_curve.png", "LoRA loss curve",
                                "; adapter in [lora/adapter](lora/adapter)")
+    sft = results.get("sft")
+    if sft and sft.get("steps"):
+        lines += ["", "## 5. Instruction tuning (the Zero model, LoRA, bundled Persian conversations)", ""]
+        lines += track_section(sft, out / "sft" / "loss_curve.png", "SFT loss curve",
+                               "; adapter with its chat template in [sft/adapter](sft/adapter)",
+                               heldout="the assistant replies of held-out conversations")
+        if sft.get("answers"):
+            lines += ["", "Greedy answers under the saved chat template, before and after tuning (a tiny model: "
+                      "the point is the format it learned, not the facts):", "",
+                      "| prompt | before | after |", "|---|---|---|"]
+            for a in sft["answers"]:
+                cell = [str(a[k]).replace("|", "\\|").replace("\n", " ")[:160] or "(empty)"
+                        for k in ("prompt", "before", "after")]
+                lines.append("| " + " | ".join(cell) + " |")
     ev = results.get("evaluate")
     if ev and ev.get("compare") and (Path(ev["compare"]) / "report.md").exists():
         body = (Path(ev["compare"]) / "report.md").read_text(encoding="utf-8").split("\n", 1)[-1].strip()
         body = "\n".join(ln for ln in body.splitlines() if not ln.startswith("!["))
-        lines += ["", "## 5. Evaluation (held-out sample text and the bundled task files)", "", body, "",
+        lines += ["", "## 6. Evaluation (held-out sample text and the bundled task files)", "", body, "",
                   "![evaluation](eval/compare/chart.png)"]
         lines += generation_samples(out, [Path(r) for r in ev.get("runs", [])])
     path = out / "report.md"
@@ -396,7 +461,7 @@ def write_report(cfg: QuickstartConfig, out: Path, results: dict, seconds: dict)
 # Entry point
 
 STEP_FUNCS = {"corpus": step_corpus, "tokenizer": step_tokenizer, "zero": step_zero, "lora": step_lora,
-              "evaluate": step_evaluate}
+              "sft": step_sft, "evaluate": step_evaluate}
 
 
 def run(cfg: QuickstartConfig, steps: list[str], fresh: bool = False) -> Path:

@@ -32,7 +32,7 @@ def test_notebook_runs_end_to_end_at_smoke_size(tmp_path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     smoke = nbformat.v4.new_code_cell(
-        f'OUTPUT = {str(tmp_path / "colab")!r}\nZERO_STEPS = 20\nLORA_STEPS = 4\nEVAL_LIMIT = 4\n'
+        f'OUTPUT = {str(tmp_path / "colab")!r}\nZERO_STEPS = 20\nLORA_STEPS = 4\nSFT_STEPS = 6\nEVAL_LIMIT = 4\n'
         "USE_HUB_WIKIPEDIA = False"
     )
     smoke.metadata["tags"] = ["injected-parameters"]
@@ -40,13 +40,14 @@ def test_notebook_runs_end_to_end_at_smoke_size(tmp_path):
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
     out = tmp_path / "colab"
     report = (out / "report.md").read_text(encoding="utf-8")
-    for section in ("## 1. Corpus", "## 2. Tokenizers", "## 3. Zero track", "## 4. LoRA track", "## 5. Evaluation"):
+    for section in ("## 1. Corpus", "## 2. Tokenizers", "## 3. Zero track", "## 4. LoRA track", "## 5. Instruction tuning",
+                    "## 6. Evaluation"):
         assert section in report
     assert (out / "zero" / "hf" / "model.safetensors").exists()
     # The numbers come from the runs' own metrics, through the shared writer's schema.
     from persianllama.run.metrics import read_metrics
 
-    for track, steps in (("zero", 20), ("lora", 4)):
+    for track, steps in (("zero", 20), ("lora", 4), ("sft", 6)):
         train, evals = read_metrics(out / track / "metrics.jsonl")
         assert sorted(train) == list(range(1, steps + 1)) and evals, track
         first, last, val = train[1], train[steps], evals[max(evals)]
@@ -55,6 +56,8 @@ def test_notebook_runs_end_to_end_at_smoke_size(tmp_path):
         assert f"bits/byte {val['bits_per_byte']:.4f}" in report, track
         assert (out / track / "loss_curve.png").stat().st_size > 1000, track
         assert f"]({track}/loss_curve.png)" in report, track
-    assert train[steps]["loss"] < train[1]["loss"]  # the LoRA adapter learned something in 4 steps
+    answers = json.loads((out / "sft" / "chat_answers.json").read_text(encoding="utf-8"))
+    assert len(answers) == 3 and all(a["prompt"] in report for a in answers)
+    assert (out / "sft" / "adapter" / "chat_template.jinja").is_file()
     results = json.loads((out / "eval" / "zero" / "results.json").read_text(encoding="utf-8"))
     assert "persian_bpb" in results["results"]

@@ -98,3 +98,21 @@ def test_bad_input_is_one_line(sft_assets, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "no usable conversation" in err and "bad.jsonl:1: no_layout" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_script_runs_with_spaces_in_paths(sft_assets, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    data = tmp_path / "my data" / "chats $1.jsonl"
+    data.parent.mkdir()
+    shutil.copy(sft_assets.eight, data)
+    env = {**os.environ, "BASE_MODEL": str(sft_assets.base), "DATA": str(data), "OUTPUT_DIR": str(tmp_path / "out run"),
+           "MAX_STEPS": "3", "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", str(root / "scripts" / "sft.sh"), *tiny_overrides(**{"train.max_steps": 3})],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "sft: 3 steps" in proc.stdout and (tmp_path / "out run" / "adapter" / "adapter_model.safetensors").is_file()
