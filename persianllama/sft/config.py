@@ -92,9 +92,12 @@ class SftConfig(LoraConfig):
     out_dir: str = "runs/sft"
     """Run folder: adapter/ (PEFT adapter + tokenizer with its chat template), hf/ (merge=true), checkpoints/,
     metrics.jsonl, loss_curve.png, memory_plan.json."""
-    method: Literal["lora"] = "lora"
-    """lora: train a LoRA adapter on the frozen (optionally 8-bit/4-bit) model. Full fine-tuning with DeepSpeed is
-    not built yet (the Zero track's engine will carry it)."""
+    method: Literal["lora", "full"] = "lora"
+    """lora: train a LoRA adapter on the frozen (optionally 8-bit/4-bit) model, on one device. full: train every
+    weight with DeepSpeed ZeRO on the Zero track's engine loop (`deepspeed --num_gpus N --module
+    persianllama.sft.full ...`, or one process without the launcher); writes DIR/hf."""
+    ds_config: str = "ds_configs/zero2.json"
+    """method=full: the DeepSpeed JSON (ZeRO stage, offload); its "auto" values are filled from these settings."""
     merge: bool = False
     """Also write DIR/hf: the adapter merged into the base (fp32 on CPU, bf16 on GPU), loadable without PEFT."""
     model: SftModelConfig = field(default_factory=SftModelConfig)

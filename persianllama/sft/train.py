@@ -33,40 +33,54 @@ def encode_all(tok, convs, train_on: str):
     return [Example(*encode(tok, c.messages, train_on=train_on)) for c in convs]
 
 
-def score(net, setup, packed, batch_size: int, *, step: int) -> dict | None:
-    """The ``eval`` record of held-out conversations: loss per assistant token, bits per byte of the replies."""
+def score_sums(net, tok, packed, batch_size: int, *, device: str, precision: str, attn_kind: str = "sdpa",
+               rows: list[int] | None = None) -> list[float]:
+    """[nll, reply bytes, assistant tokens, reply words, conversations] over `rows` of held-out packed rows."""
     import torch
 
-    from persianllama.lora.train import autocast
-    from persianllama.run.metrics import eval_record
+    from persianllama.run.device import autocast
     from persianllama.sft.packing import IGNORE, collate
     from persianllama.text.words import count_words
 
-    if not packed.rows:
-        return None
-    t0 = time.perf_counter()
+    rows = list(range(len(packed.rows))) if rows is None else rows
     nll = n_tok = n_bytes = n_words = 0.0
     was_training = net.training
     net.eval()
     try:
-        for start in range(0, len(packed.rows), batch_size):
-            rows = list(range(start, min(start + batch_size, len(packed.rows))))
-            batch, _ = collate(packed, rows, setup.tok.pad_token_id or 0, attn(setup))
+        for start in range(0, len(rows), batch_size):
+            batch, _ = collate(packed, rows[start:start + batch_size], tok.pad_token_id or 0, attn_kind)
             labels = batch.pop("labels")
-            with autocast(setup), torch.no_grad():
-                logits = net(**{k: v.to(setup.device) for k, v in batch.items()}).logits.float().cpu()
+            with autocast(device, precision), torch.no_grad():
+                logits = net(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
             target = labels[:, 1:]
             logp = torch.log_softmax(logits[:, :-1], dim=-1)
             keep = target != IGNORE
             nll -= float(logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)[keep].sum())
             n_tok += int(keep.sum())
             for ids, k in zip(target, keep):
-                text = setup.tok.decode(ids[k].tolist(), skip_special_tokens=True)
+                text = tok.decode(ids[k].tolist(), skip_special_tokens=True)
                 n_bytes += len(text.encode("utf-8"))
                 n_words += count_words(text)
     finally:
         net.train(was_training)
-    return eval_record(step, nll, n_bytes, n_tok, n_words, len(packed.examples), time.perf_counter() - t0)
+    return [nll, n_bytes, n_tok, n_words, float(sum(len(packed.rows[r]) for r in rows))]
+
+
+def score(net, tok, packed, batch_size: int, *, step: int, device: str, precision: str, attn_kind: str = "sdpa",
+          rows: list[int] | None = None, reduce=None) -> dict | None:
+    """The ``eval`` record of held-out conversations: loss per assistant token, bits per byte of the replies.
+    (`rows`: only these packed rows, one rank's share; `reduce(list) -> list` adds the sums over ranks.)"""
+    from persianllama.run.metrics import eval_record
+
+    if not packed.rows:
+        return None
+    t0 = time.perf_counter()
+    sums = score_sums(net, tok, packed, batch_size, device=device, precision=precision, attn_kind=attn_kind,
+                      rows=rows)
+    if reduce is not None:
+        sums = reduce(sums)
+    nll, n_bytes, n_tok, n_words, n_docs = sums
+    return eval_record(step, nll, n_bytes, n_tok, n_words, n_docs, time.perf_counter() - t0)
 
 
 def attn(setup) -> str:
@@ -108,31 +122,13 @@ def card(setup, summary: dict, *, data_report: dict, template_source: str) -> st
     return "\n".join(lines)
 
 
-def run(cfg: SftConfig) -> dict:
-    """Instruction-tune (or resume) as `cfg` says; returns the summary."""
-    with RunLock(cfg.out_dir):
-        return _run(cfg)
-
-
-def _run(cfg: SftConfig) -> dict:
-    from persianllama.data.packed import BlockOrder
-    from persianllama.lora.export import export
-    from persianllama.lora.train import prepare_run, train_adapter
+def prepare_data(cfg: SftConfig, tok, convs, report, global_batch: int, *, write: bool = True):
+    """(train rows, held-out rows, template source): the chat template, the held-out split, assistant-only labels,
+    packing; `data_report.json` in the run folder. The same for method=lora and method=full."""
     from persianllama.sft import data as sft_data
-    from persianllama.sft.packing import collate, pack
+    from persianllama.sft.packing import pack
     from persianllama.sft.template import ensure_template
 
-    if not cfg.data.files:
-        raise UserError("no instruction data: pass --data FILE_OR_HUB_ID (or data.files=[...])")
-    # 1. the conversations (checked before anything is written), then resolve and refuse, the memory plan
-    convs, report = sft_data.read_conversations(cfg.data.files, fmt=cfg.data.format, split=cfg.data.hf_split,
-                                                normalize=cfg.data.normalize, system_prompt=cfg.data.system_prompt)
-    setup, plan = prepare_run(cfg, require_corpus=False)
-    tok = setup.tok
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token  # padding is masked out of attention and loss
-
-    # 2. the chat template, the held-out split, the packed rows
     template_source = ensure_template(tok, cfg.data.chat_template)
     train_convs, held = sft_data.split_heldout(convs, cfg.data.val_fraction)
     if cfg.data.max_examples:
@@ -145,19 +141,52 @@ def _run(cfg: SftConfig) -> dict:
     if not train.rows:
         raise UserError(f"no conversation fits train.seq_len={seq} ({train.dropped} dropped as too long or without "
                         "an assistant token); raise train.seq_len or use data.too_long=truncate")
-    b = setup.batch
-    if len(train.rows) < b.global_batch:
+    if len(train.rows) < global_batch:
         log.warning("only %d packed row(s) for a global batch of %d: rows repeat within a step", len(train.rows),
-                    b.global_batch)
+                    global_batch)
     log.info("instruction data: %d conversations (%s) -> %d train / %d held out; %d rows of %d tokens (%.0f%% "
              "filled), %d dropped, %d truncated; chat template: %s", report.kept,
              ", ".join(f"{k} {n}" for k, n in report.formats.items()), len(train.examples), len(val.examples),
              len(train.rows), seq, 100 * train.fill(), train.dropped, train.truncated, template_source)
+    if write:
+        write_json(Path(cfg.out_dir) / "data_report.json", {
+            **report.to_dict(), "train_conversations": len(train.examples), "heldout_conversations": len(val.examples),
+            "rows": len(train.rows), "fill": round(train.fill(), 4), "dropped_too_long": train.dropped,
+            "truncated": train.truncated, "chat_template": template_source})
+    return train, val, template_source
+
+
+def run(cfg: SftConfig) -> dict:
+    """Instruction-tune (or resume) as `cfg` says; returns the summary."""
+    if cfg.method == "full":
+        from persianllama.sft.full import run_full
+
+        return run_full(cfg)
+    with RunLock(cfg.out_dir):
+        return _run(cfg)
+
+
+def _run(cfg: SftConfig) -> dict:
+    from persianllama.data.packed import BlockOrder
+    from persianllama.lora.export import export
+    from persianllama.lora.train import prepare_run, train_adapter
+    from persianllama.sft import data as sft_data
+    from persianllama.sft.packing import collate
+
+    if not cfg.data.files:
+        raise UserError("no instruction data: pass --data FILE_OR_HUB_ID (or data.files=[...])")
+    # 1. the conversations (checked before anything is written), then resolve and refuse, the memory plan
+    convs, report = sft_data.read_conversations(cfg.data.files, fmt=cfg.data.format, split=cfg.data.hf_split,
+                                                normalize=cfg.data.normalize, system_prompt=cfg.data.system_prompt)
+    setup, plan = prepare_run(cfg, require_corpus=False)
+    tok = setup.tok
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token  # padding is masked out of attention and loss
+
+    # 2. the chat template, the held-out split, the packed rows
+    train, val, template_source = prepare_data(cfg, tok, convs, report, setup.batch.global_batch)
     out = Path(cfg.out_dir)
-    write_json(out / "data_report.json", {**report.to_dict(), "train_conversations": len(train.examples),
-                                         "heldout_conversations": len(val.examples), "rows": len(train.rows),
-                                         "fill": round(train.fill(), 4), "dropped_too_long": train.dropped,
-                                         "truncated": train.truncated, "chat_template": template_source})
+    b = setup.batch
     order = BlockOrder(len(train.rows), cfg.train.seed)
     pad = tok.pad_token_id
     kind = attn(setup)
@@ -168,7 +197,9 @@ def _run(cfg: SftConfig) -> dict:
 
     # 3. train the adapter
     summary = train_adapter(
-        setup, plan, micro_batches, lambda net, step: score(net, setup, val, cfg.log.eval_batch_size, step=step),
+        setup, plan, micro_batches,
+        lambda net, step: score(net, tok, val, cfg.log.eval_batch_size, step=step, device=setup.device,
+                                precision=setup.precision, attn_kind=kind),
         export_fn=functools.partial(export, card_fn=functools.partial(card, data_report=report.to_dict(),
                                                                       template_source=template_source)))
     summary["data"] = report.to_dict()

@@ -113,7 +113,7 @@ def _tokenizer_dir(state: dict, ckpt: Path, override: str | None) -> Path:
 
 
 def export(source: str | Path, out: str | Path | None = None, *, dtype: str = "auto",
-           tokenizer: str | None = None, overwrite: bool = False) -> Path:
+           tokenizer: str | None = None, overwrite: bool = False, card=None) -> Path:
     """Write the HF directory for `source` (a run folder, its checkpoints/ or a step_N folder); return it.
 
     A non-empty `out` is refused unless `overwrite`; a folder holding the checkpoints, the tokenizer or a
@@ -160,7 +160,7 @@ def export(source: str | Path, out: str | Path | None = None, *, dtype: str = "a
         (tmp / "persianllama_training.json").write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n",
                                                         encoding="utf-8")
         name = out.parent.name if out.name == "hf" else out.name
-        (tmp / "README.md").write_text(model_card(state, config, precision, name), encoding="utf-8")
+        (tmp / "README.md").write_text((card or model_card)(state, config, precision, name), encoding="utf-8")
     except BaseException:
         target.abort()
         raise

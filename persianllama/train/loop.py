@@ -59,7 +59,12 @@ class Trainer:
                  state: TrainState, checkpoints: Checkpoints, runlog: RunLog, tokenizer, val_texts: list[str],
                  max_steps: int, save_interval: int, eval_interval: int, log_interval: int, eval_batch_size: int,
                  zero_stage: int, precision: str, flops_per_token: float, peak_tflops: float | None,
-                 on_step: Callable[[TrainState], None] | None = None, signals: StopSignal | None = None):
+                 on_step: Callable[[TrainState], None] | None = None, signals: StopSignal | None = None,
+                 micro_batches: Callable[[int, int, int], tuple[dict, int]] | None = None,
+                 validation: Callable[[int], dict | None] | None = None):
+        """`micro_batches(samples_seen, micro_step, rank)` -> (the model's keyword inputs with ``labels``, real
+        tokens in them): default, this rank's share of the packed blocks. `validation(step)` -> an ``eval``
+        record: default, loss and bits-per-byte of `val_texts`. (Instruction tuning with method=full passes both.)"""
         self.engine = engine
         self.data = data
         self.order = order
@@ -88,18 +93,26 @@ class Trainer:
         self.manual_grad_norm = zero_stage == 0 and precision == "fp32"
         self.step_times: deque[float] = deque(maxlen=50)
         self.steps_run = 0
+        self.micro_batches = micro_batches or self._block_batch
+        self.validation = validation
+        self.last_step_tokens = batch.tokens_per_step
 
     # --- one optimizer step -----------------------------------------------------------------------
 
-    def _micro_batch(self, micro_step: int):
+    def _block_batch(self, samples_seen: int, micro_step: int, rank: int) -> tuple[dict, int]:
         import torch
 
-        idx = self.order.micro_batch(self.state.samples_seen, micro_step, self.dist.rank, self.batch.micro,
-                                     self.batch.world)
+        idx = self.order.micro_batch(samples_seen, micro_step, rank, self.batch.micro, self.batch.world)
         x = torch.from_numpy(self.data.batch(idx))
+        return {"input_ids": x, "labels": x}, int(x.numel())
+
+    def _micro_batch(self, micro_step: int) -> tuple[dict, int]:
+        inputs, n_tokens = self.micro_batches(self.state.samples_seen, micro_step, self.dist.rank)
         if self.device == "cuda":
-            x = x.pin_memory().to(self.engine.device, non_blocking=True)
-        return x
+            inputs = {k: v.pin_memory().to(self.engine.device, non_blocking=True) for k, v in inputs.items()}
+        else:
+            inputs = {k: v.to(self.engine.device) for k, v in inputs.items()}
+        return inputs, n_tokens
 
     def _grad_norm(self) -> float:
         import torch
@@ -117,10 +130,12 @@ class Trainer:
         engine = self.engine
         lr = engine.get_lr()[0]  # after the step the scheduler has already moved on to the next one
         loss_sum = torch.zeros((), device=engine.device)
+        tokens = 0
         manual_norm = None
         for m in range(self.batch.accum):
-            x = self._micro_batch(m)
-            loss = engine(input_ids=x, labels=x).loss
+            inputs, n_tokens = self._micro_batch(m)
+            tokens += n_tokens
+            loss = engine(**inputs).loss
             engine.backward(loss)
             loss_sum += loss.detach().float()
             if self.manual_grad_norm and m == self.batch.accum - 1:
@@ -128,12 +143,15 @@ class Trainer:
             engine.step()
         self.state.step += 1
         self.state.samples_seen += self.batch.global_batch
-        self.state.tokens_seen += self.batch.tokens_per_step
         shared = torch.stack([loss_sum / self.batch.accum,
-                              torch.tensor(float(self.signals.signum is not None), device=loss_sum.device)])
+                              torch.tensor(float(self.signals.signum is not None), device=loss_sum.device),
+                              torch.tensor(float(tokens), device=loss_sum.device)])
         if self.batch.world > 1:
             dist.all_reduce(shared)
-        loss_value, stop = (shared / self.batch.world).tolist()
+        loss_value, stop, all_tokens = shared.tolist()
+        loss_value, stop = loss_value / self.batch.world, stop / self.batch.world
+        self.last_step_tokens = int(all_tokens)
+        self.state.tokens_seen += self.last_step_tokens
         norm = engine.get_global_grad_norm()
         if norm is None:
             norm = manual_norm
@@ -150,6 +168,11 @@ class Trainer:
         ZeRO-3 every forward pass is a collective over the parameter shards, so every rank scores
         all documents (the same number of forward passes everywhere).
         """
+        if self.validation is not None:
+            record = self.validation(self.state.step)
+            if record is None:
+                return None
+            return self._record_eval(record)
         if not self.val_texts:
             return None
         import torch.distributed as dist
@@ -167,6 +190,9 @@ class Trainer:
                           reduce=add_over_ranks if split else None)
         if record is None:
             return None
+        return self._record_eval(record)
+
+    def _record_eval(self, record: dict) -> dict:
         result = {k: v for k, v in record.items() if k not in ("kind", "step")}
         self.state.last_eval = result
         self.state.last_eval_step = self.state.step
@@ -188,8 +214,8 @@ class Trainer:
         if self.steps_run > 1:  # this process's first step carries one-off set-up costs
             self.step_times.append(seconds)
         avg = sum(self.step_times) / len(self.step_times) if self.step_times else seconds
-        tok_s = self.batch.tokens_per_step / seconds
-        avg_tok_s = self.batch.tokens_per_step / avg
+        tok_s = self.last_step_tokens / seconds
+        avg_tok_s = self.last_step_tokens / avg
         util = mfu(self.flops_per_token, avg_tok_s, self.peak_tflops, self.batch.world)
         record = {"kind": "train", "step": s.step, "loss": loss, "lr": lr, "grad_norm": norm,
                   "tokens_per_s": tok_s, "mfu": util, "tokens_seen": s.tokens_seen,
