@@ -485,6 +485,7 @@ def run(cfg: QuickstartConfig, steps: list[str], fresh: bool = False) -> Path:
     print(f"\nquickstart: report at {report}")
     for line in headline(out, results):
         print("  " + line)
+    print(f"quickstart: chat with, compare and inspect it all: persianllama serve --runs {os.path.relpath(out)}")
     return report
 
 
