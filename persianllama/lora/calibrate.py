@@ -150,8 +150,8 @@ def quantization_statistics(net) -> list:
 
 def frozen_bytes(net) -> int:
     """The plan's `weights`: every frozen parameter and buffer plus quantization statistics."""
-    return (tensor_bytes(p for p in net.parameters() if not p.requires_grad) + tensor_bytes(quantization_statistics(net))
-            + tensor_bytes(b for _, b in net.named_buffers()))
+    frozen = tensor_bytes(p for p in net.parameters() if not p.requires_grad)
+    return frozen + tensor_bytes(quantization_statistics(net)) + tensor_bytes(b for _, b in net.named_buffers())
 
 
 def trained_bytes(net) -> int:
@@ -217,8 +217,9 @@ class Row:
         return self.predicted / self.measured - 1 if self.measured else math.inf
 
     def to_dict(self) -> dict:
-        return {"part": self.part, "quantity": self.quantity, "point": self.point, "predicted_bytes": int(self.predicted),
-                "measured_bytes": int(self.measured), "error": round(self.error, 4), "method": self.method}
+        return {"part": self.part, "quantity": self.quantity, "point": self.point,
+                "predicted_bytes": int(self.predicted), "measured_bytes": int(self.measured),
+                "error": round(self.error, 4), "method": self.method}
 
 
 def predicted_parts(inputs: PlanInputs) -> dict[str, float]:
