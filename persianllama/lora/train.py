@@ -138,12 +138,16 @@ def _run(cfg: LoraConfig) -> dict:
 
 
 def train_adapter(setup, plan, micro_batches: Callable[[int, int], tuple[dict, int]],
-                  validation: Callable[[Any, int], dict | None], *, export_fn=None) -> dict:
+                  validation: Callable[[Any, int], dict | None], *, export_fn=None,
+                  loss_fn: Callable[[Any, dict], tuple[Any, dict]] | None = None) -> dict:
     """Steps 3-7 of an adapter run, the same for every track that trains a PEFT adapter on one device.
 
     `micro_batches(samples_before_step, micro_step)` gives the model's keyword inputs (CPU tensors, with
     ``labels``) and the number of real tokens in them; `validation(net, step)` gives an ``eval`` record (or
-    None). Resume, stop signals, metrics, checkpoints and the adapter export are this function's."""
+    None). `loss_fn(net, inputs)`, for a track whose loss is not the model's own (DPO), gives the micro-batch
+    loss and a dict of numbers that are averaged over the step's micro-batches into its ``train`` record;
+    None: ``net(**inputs).loss``. Resume, stop signals, metrics, checkpoints and the adapter export are this
+    function's."""
     cfg = setup.cfg
     out = Path(cfg.out_dir)
     # 3. model
@@ -220,12 +224,18 @@ def train_adapter(setup, plan, micro_batches: Callable[[int, int], tuple[dict, i
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), device=setup.device)
             step_tokens = 0
+            extras: dict[str, float] = {}
             for micro in range(b.accum):
                 inputs, n_tokens = micro_batches(samples, micro)
                 inputs = {k: v.to(setup.device) for k, v in inputs.items()}
                 step_tokens += n_tokens
                 with autocast(setup):
-                    loss = net(**inputs).loss
+                    if loss_fn is None:
+                        loss = net(**inputs).loss
+                    else:
+                        loss, more = loss_fn(net, inputs)
+                        for k, v in more.items():
+                            extras[k] = extras.get(k, 0.0) + float(v) / b.accum
                 scaled = loss / b.accum
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
                 loss_sum += loss.detach().float()
@@ -251,7 +261,7 @@ def train_adapter(setup, plan, micro_batches: Callable[[int, int], tuple[dict, i
             tokens_seen += step_tokens
             runlog.write({"kind": "train", "step": step, "loss": loss_val, "lr": lr, "grad_norm": grad_norm,
                           "tokens_per_s": round(tps, 1), "tokens_seen": tokens_seen,
-                          "step_seconds": round(dt, 4), "samples": samples})
+                          "step_seconds": round(dt, 4), "samples": samples, **extras})
             runlog.progress(step, loss=f"{loss_val:.4f}", lr=f"{lr:.2e}")
             history["last_loss"] = loss_val
             if step % cfg.log.log_interval == 0 or step == 1 or step == cfg.train.max_steps:
