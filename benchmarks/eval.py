@@ -1,15 +1,21 @@
-"""Eval harness on the real data sets: throughput per task and a random-model sanity table.
+"""Eval harness on the real data sets: throughput per task and per task family, what was truncated or
+dropped, and a random-model sanity table with macro-F1 and the majority / chance baselines.
 
     python benchmarks/eval.py                       # first 200 examples of each task
     python benchmarks/eval.py --limit 0             # every example (hours on 2 CPU cores)
     python benchmarks/eval.py --shared ../shared/data --out /tmp/bench-eval --threads 2
+    python benchmarks/eval.py --tasks persian_chat,persian_translation --limit 50
 
 The model is a small random-init LLaMA (2 layers, hidden 64) with a real 32k vocabulary (Mistral
 v0.3's tokenizer.json from ../shared/data/tokenizers, about 5.2 tokens per Persian word, like
 LLaMA-2's), so sequence lengths and the output layer cost what they would for a LLaMA tokenizer.
 Each task runs through `persianllama.eval.runner.evaluate` on its own, so its time is its own.
 
-Sanity table: a random-init model knows nothing, so on every task it must score what a guesser
+Chat-mode tasks run without a chat template here (the tokenizer has none); a random model names no
+option letter, so they measure throughput only (their no_answer rate is shown). Translation generates
+up to 160 tokens per verse, so it is the slowest family per example.
+
+Sanity table: a random-init model knows nothing, so on every cloze task it must score what a guesser
 scores. Its outputs are nearly uniform but not exactly, so it tends to prefer one kind of answer
 (the choice with the fewest tokens, say). Its accuracy must therefore lie between the rarest and
 the commonest gold label's share (what "always answer X" scores, for the worst and best X), up to
@@ -42,6 +48,11 @@ TASKS = [
     "parsinlu_rc",
     "persianqa",
     "persian_generation",
+    "parsinlu_mc_chat",
+    "parsinlu_entailment_chat",
+    "farstail_chat",
+    "parsinlu_qqp_chat",
+    "persian_translation",
 ]
 
 
@@ -85,6 +96,7 @@ def class_shares(task: str, docs: list[dict]) -> tuple[list[float], float]:
 
 def sanity_rows(result: dict, task_docs: dict[str, list[dict]]) -> list[dict]:
     rows = []
+    meta = result["persianllama"]
     for task, docs in task_docs.items():
         metrics = result["results"].get(task)
         if not metrics or "acc,none" not in metrics:
@@ -96,6 +108,7 @@ def sanity_rows(result: dict, task_docs: dict[str, list[dict]]) -> list[dict]:
         else:
             low = high = uniform
         ok = low - 2 * se - 1e-9 <= acc <= high + 2 * se + 1e-9
+        base = meta.get("baselines", {}).get(task, {})
         rows.append(
             {
                 "task": task,
@@ -103,6 +116,10 @@ def sanity_rows(result: dict, task_docs: dict[str, list[dict]]) -> list[dict]:
                 "acc": acc,
                 "stderr": se,
                 "acc_norm": metrics.get("acc_norm,none"),
+                "macro_f1": metrics.get("macro_f1,none"),
+                "majority_acc": base.get("majority", {}).get("acc"),
+                "majority_macro_f1": base.get("majority", {}).get("macro_f1"),
+                "chance_macro_f1": base.get("chance", {}).get("macro_f1"),
                 "uniform_guess": uniform,
                 "rarest_label": low,
                 "commonest_label": high,
@@ -110,6 +127,10 @@ def sanity_rows(result: dict, task_docs: dict[str, list[dict]]) -> list[dict]:
             }
         )
     return rows
+
+
+def _num(value) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else ""
 
 
 def main() -> int:
@@ -146,6 +167,7 @@ def main() -> int:
     env_report = collect_env.get_pretty_env_info()
     collect_env.get_pretty_env_info = lambda: env_report
 
+    from persianllama.eval import leaderboard as L
     from persianllama.eval.config import EvalConfig
     from persianllama.eval.runner import evaluate, task_manager
 
@@ -155,7 +177,7 @@ def main() -> int:
     limit = args.limit or None
     manager = task_manager(data_dir=str(shared))
 
-    timing, sanity, bpb_rows, other_rows = [], [], [], []
+    timing, sanity, bpb_rows, other_rows, caveats = [], [], [], [], []
     for task in [t for t in args.tasks.split(",") if t]:
         run_dir = out / "runs" / task
         t0 = time.perf_counter()
@@ -177,15 +199,24 @@ def main() -> int:
         meta = result["persianllama"]
         seconds = meta["seconds"].get("lm_eval", meta["seconds"].get("persian_bpb", 0.0))
         n = meta["examples"]
+        # chat-mode variants generate a letter, cloze ones score every choice: throughput differs by format
+        families = {
+            (L.task_info(result, t)[1] or "other") + (" (chat)" if "_chat" in t else "")
+            for t in L.top_level_tasks(result)
+        }
         timing.append(
             {
                 "task": task,
+                "family": ", ".join(sorted(families)),
                 "examples": n,
                 "seconds": seconds,
                 "examples_per_s": n / seconds,
                 "wall_incl_load_and_setup": wall,
             }
         )
+        for name, c in meta.get("caveats", {}).items():
+            caveats.append({"task": name, **{k: c[k] for k in ("prompts", "truncated_prompts",
+                                                                 "max_truncated_tokens", "dropped_rows")}})
         if task == "persian_bpb":
             d = result["results"][task]["bpb_details"]
             uniform = d["tokens"] * math.log2(meta["model_info"]["tokenizer_size"]) / d["bytes"]
@@ -235,6 +266,37 @@ def main() -> int:
         f"{r['wall_incl_load_and_setup']:.1f} |"
         for r in timing
     ]
+    by_family: dict[str, list[float]] = {}
+    for r in timing:
+        total = by_family.setdefault(r["family"], [0, 0.0])
+        total[0] += r["examples"]
+        total[1] += r["seconds"]
+    family_rows = [
+        {"family": f, "examples": n, "seconds": sec, "examples_per_s": n / sec if sec else None}
+        for f, (n, sec) in by_family.items()
+    ]
+    lines += [
+        "",
+        "## Throughput per task family",
+        "",
+        "| family | examples | seconds | examples/s |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['family']} | {r['examples']} | {r['seconds']:.1f} | {r['examples_per_s']:.2f} |" for r in family_rows
+    ]
+    lines += [
+        "",
+        "## Truncated prompts and dropped rows (context 1024 tokens)",
+        "",
+        "| task | prompts | truncated | most tokens cut | rows dropped |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c['task']} | {c['prompts']} | {c['truncated_prompts']} | {c['max_truncated_tokens']} | "
+        f"{c['dropped_rows']} |"
+        for c in caveats
+    ]
     if bpb_rows:
         b = bpb_rows[0]
         lines += [
@@ -251,11 +313,14 @@ def main() -> int:
         "",
         "## Sanity: a random model is at chance",
         "",
-        "| task | n | acc ± se | acc_norm | uniform guess | rarest..commonest label | at chance |",
-        "|---|---|---|---|---|---|---|",
+        "| task | n | acc ± se | acc_norm | macro-F1 | majority acc / macro-F1 | chance macro-F1 | uniform guess "
+        "| rarest..commonest label | at chance |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r['task']} | {r['n']} | {r['acc']:.3f} ± {r['stderr']:.3f} | {r['acc_norm']:.3f} | "
+        f"{_num(r['macro_f1'])} | {_num(r['majority_acc'])} / {_num(r['majority_macro_f1'])} | "
+        f"{_num(r['chance_macro_f1'])} | "
         f"{r['uniform_guess']:.3f} | {r['rarest_label']:.3f}..{r['commonest_label']:.3f} | "
         f"{'yes' if r['at_chance'] else 'NO'} |"
         for r in sanity
@@ -270,7 +335,17 @@ def main() -> int:
     summary = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(summary, encoding="utf-8")
     (out / "summary.json").write_text(
-        json.dumps({"timing": timing, "bpb": bpb_rows, "sanity": sanity, "generative": other_rows}, indent=1),
+        json.dumps(
+            {
+                "timing": timing,
+                "families": family_rows,
+                "caveats": caveats,
+                "bpb": bpb_rows,
+                "sanity": sanity,
+                "generative": other_rows,
+            },
+            indent=1,
+        ),
         encoding="utf-8",
     )
     print(summary)

@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "  persianllama evaluate --model out/zero --tasks all --data-dir ../shared/data --output eval/zero\n"
         "  persianllama evaluate --model meta-llama/Llama-2-7b-hf --adapter out/lora --load-in-8bit \\\n"
         "      --tasks persian_bpb,parsinlu_mc --num-fewshot 3 --output eval/lora\n"
+        "  persianllama evaluate --model my-chat-model --tasks persian_chat --apply-chat-template --num-fewshot 3 \\\n"
+        "      --data-dir ../shared/data --output eval/chat\n"
+        "  persianllama evaluate --model out/zero --tasks belebele_pes_Arab,parsinlu_mc --data belebele_pes_Arab=DIR \\\n"
+        "      --data-dir ../shared/data --output eval/mixed\n"
+        "  persianllama evaluate --model out/zero --tasks all --data-dir ../shared/data --output eval/zero --lm-eval-command\n"
+        "  persianllama evaluate --list-tasks --data-dir ../shared/data\n"
         "  persianllama evaluate --compare eval/zero eval/lora eval/base --output eval/compare\n\n"
         "settings (key: type = default):\n" + describe(EvalConfig),
     )
@@ -59,6 +65,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="weights dtype unless 8-bit (default: as saved); float32/bfloat16/float16 are accepted for fp32/bf16/fp16",
     )
     p.add_argument(
+        "--apply-chat-template",
+        action="store_true",
+        default=None,
+        help="wrap prompts in the tokenizer's chat template (chat models; the *_chat tasks as leaderboards run them)",
+    )
+    p.add_argument("--system-prompt", metavar="TEXT", help="system message (with --apply-chat-template)")
+    p.add_argument(
+        "--list-tasks",
+        action="store_true",
+        help="list every task (ours and lm-eval's Persian ones) with where its data comes from, then exit",
+    )
+    p.add_argument(
+        "--lm-eval-command",
+        action="store_true",
+        help="print the plain lm_eval command lines of this evaluation (bits per byte and the rest), then exit",
+    )
+    p.add_argument(
         "--compare",
         nargs="+",
         metavar="RESULTS_DIR",
@@ -87,6 +110,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from persianllama.errors import UserError
     from persianllama.eval.config import EvalConfig
 
+    if args.list_tasks:
+        from persianllama.eval.commands import list_tasks
+
+        data = _data_pairs(args.data) if args.data else {}
+        print(list_tasks(data, args.data_dir))
+        return 0
+
     if args.compare:
         if not args.output:
             raise UserError("--compare needs --output DIR for the comparison report")
@@ -113,11 +143,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "max_length": integer(args.max_length, "--max-length"),
         "device": args.device,
         "dtype": LEGACY_DTYPES.get(args.dtype, args.dtype),
+        "apply_chat_template": args.apply_chat_template,
+        "system_prompt": args.system_prompt,
     }
     data = cfg.merge(data, {k: v for k, v in flags.items() if v is not None})
     if args.data:
         data = cfg.merge(data, {"data": _data_pairs(args.data)})
     config = cfg.from_dict(EvalConfig, cfg.merge(data, cfg.parse_overrides(args.overrides)))
+    if args.lm_eval_command:
+        from persianllama.eval.commands import lm_eval_commands
+        from persianllama.eval.runner import check_data_keys, split_names
+
+        if not config.model or not config.tasks:
+            raise UserError("--lm-eval-command needs --model and --tasks (the evaluation to translate)")
+        check_data_keys(config.data)
+        if not split_names(config.tasks):
+            raise UserError("--lm-eval-command: no tasks given")
+        print("\n".join(lm_eval_commands(config)))
+        return 0
     if config.output:  # before any data or model is loaded: a file or an unwritable place is refused now
         output_dir(config.output)
 
@@ -136,6 +179,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
             else f"  {row['task']:<32} n/a"
         )
     meta = results["persianllama"]
+    from persianllama.eval.report import analysis_warnings
+
+    for warning in analysis_warnings(meta):
+        print(f"  warning: {warning}")
     print(
         f"evaluate: {meta['examples']} examples in {sum(meta['seconds'].values()):.1f} s "
         f"-> {config.output}/report.md"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from persianllama.config import Count, NonNegInt, Range, check_order
+from persianllama.config import Count, NonNegInt, Range, RuleError, check_order
 
 
 @dataclass
@@ -22,7 +22,9 @@ class EvalConfig:
     """Load the base in 8-bit with bitsandbytes (works on CPU with bitsandbytes>=0.50)"""
     tasks: list[str] = field(default_factory=list)
     """Tasks or groups: persian_bpb, persian_nlu, parsinlu_mc, parsinlu_entailment, parsinlu_sentiment,
-    parsinlu_qqp, parsinlu_rc, farstail, persianqa, persian_generation, or all"""
+    parsinlu_qqp, parsinlu_rc, farstail, persianqa, persian_generation, all; chat mode: persian_chat,
+    parsinlu_mc_chat, parsinlu_entailment_chat, parsinlu_qqp_chat, farstail_chat; persian_translation;
+    lm-eval's Persian tasks (belebele_pes_Arab, global_mmlu_full_fa, ...: --list-tasks shows them)"""
     num_fewshot: NonNegInt | None = None
     """Few-shot examples per prompt (default: 0); taken from each data set's train split"""
     limit: Count | None = None
@@ -35,7 +37,10 @@ class EvalConfig:
     data: dict = field(default_factory=dict)
     """Per data set source, KEY=PATH_OR_HUB_ID: parsinlu_multiple_choice, parsinlu_entailment,
     parsinlu_sentiment_food, parsinlu_sentiment_movie, parsinlu_qqp, parsinlu_reading_comprehension,
-    farstail, persianqa, text (held-out text for persian_bpb, comma-separated), generation (prompts file)"""
+    farstail, persianqa, text (held-out text for persian_bpb, comma-separated), generation (prompts file),
+    translation (parallel text: a folder of line-aligned fa.*.txt/en.*.txt, or a .tsv/.jsonl with fa and
+    en), or a built-in lm-eval task's name (a local copy of its hub data: a snapshot folder or a Parquet
+    file)"""
     batch_size: Count = 8
     """Sequences per forward pass"""
     max_length: Count | None = None
@@ -55,6 +60,15 @@ class EvalConfig:
     """Bootstrap resamples for standard errors that have no closed form (0: no standard errors)"""
     report_samples: NonNegInt = 8
     """Generation samples shown in report.md (all are kept in samples/)"""
+    apply_chat_template: bool = False
+    """Wrap every prompt in the tokenizer's chat template (few-shot examples as earlier turns): for chat
+    models, and for the *_chat tasks as the chat leaderboards run them"""
+    system_prompt: str | None = None
+    """System message (with --apply-chat-template) or text put before every prompt (without)"""
+    fewshot_as_multiturn: bool | None = None
+    """Few-shot examples as separate user/assistant turns (default: yes with the chat template, as lm_eval)"""
 
     def __post_init__(self) -> None:
         check_order(self, "bpb_stride", "max_length")
+        if self.fewshot_as_multiturn and not self.apply_chat_template:
+            raise RuleError("fewshot_as_multiturn=true needs apply_chat_template=true (turns exist only in a chat)")

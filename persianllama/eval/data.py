@@ -699,13 +699,13 @@ def resolve_text_source(data: dict[str, str] | None = None, data_dir: str | None
 
 QURAN_SUBDIR = "parsinlu/data/translation/quran"
 """ParsiNLU's line-aligned Quran translations: ten Persian (fa.*.norm.txt) and one English
-(en.yusufali.txt), 6235 verses each (../shared/data/parsinlu/PROVENANCE.txt)."""
+(en.yusufali.txt), 6236 verses each (PROVENANCE.txt says 6235 lines: the last one has no newline)."""
 PRIMARY_FA = "makarem"
 """The Persian translation used as the source sentence of fa->en (Makarem Shirazi's, the most widely
 read); every Persian translation is a reference of en->fa."""
 TEST_EVERY = 10
 """In a folder of line-aligned files, line i is a test pair when i % TEST_EVERY == 0 (624 of the
-6235 verses); the other lines are the few-shot pool. ParsiNLU's own split files for the Quran are
+6236 verses); the other lines are the few-shot pool. ParsiNLU's own split files for the Quran are
 Git-LFS pointers in the snapshot, so the split is ours and stated here."""
 PARALLEL_LANGS = ("fa", "en")
 
@@ -776,7 +776,9 @@ def _aligned_folder(folder: Path) -> tuple[list[dict], Counter, str]:
     lines: dict[Path, list[str]] = {}
     for path in files["fa"] + files["en"]:
         try:
-            lines[path] = path.read_text(encoding="utf-8").splitlines()
+            # "\n" only: str.splitlines also breaks at U+2028, U+0085 ... inside a verse and would misalign
+            text = path.read_text(encoding="utf-8")
+            lines[path] = [ln.rstrip("\r") for ln in (text[:-1] if text.endswith("\n") else text).split("\n")]
         except UnicodeDecodeError as e:
             raise UserError(f"{path}: not UTF-8 text ({e})") from None
     counts = {p: len(v) for p, v in lines.items()}

@@ -141,13 +141,13 @@ def confusion(golds: list[int], preds: list[int], labels: list[int]) -> dict[int
     return out
 
 
-def _f1_from(tp: float, fp: float, fn: float) -> float:
+def f1_from_counts(tp: float, fp: float, fn: float) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
 def per_class_f1(golds: list[int], preds: list[int], labels: list[int] | None = None) -> dict[int, float]:
     labels = class_labels(golds, preds) if labels is None else labels
-    return {c: _f1_from(v["tp"], v["fp"], v["fn"]) for c, v in confusion(golds, preds, labels).items()}
+    return {c: f1_from_counts(v["tp"], v["fp"], v["fn"]) for c, v in confusion(golds, preds, labels).items()}
 
 
 def macro_f1(golds: list[int], preds: list[int], labels: list[int] | None = None) -> float:
@@ -203,7 +203,7 @@ def bootstrap_macro_f1_stderr(golds: list[int], preds: list[int], iters: int, se
             tp = float(np.sum((gi == c) & (pi == c)))
             fp = float(np.sum((gi != c) & (pi == c)))
             fn = float(np.sum((gi == c) & (pi != c)))
-            f1s.append(_f1_from(tp, fp, fn))
+            f1s.append(f1_from_counts(tp, fp, fn))
         values.append(sum(f1s) / len(f1s))
     return float(np.std(values, ddof=1))
 

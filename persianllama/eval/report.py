@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from persianllama.errors import UserError
+from persianllama.eval import leaderboard as L
 
-# The one number per task that the summary table and the chart show, in order of preference.
-MAIN_METRICS = ("bits_per_byte", "acc", "f1", "persian_share", "exact_match")
-LOWER_IS_BETTER = {"bits_per_byte", "word_perplexity", "byte_perplexity"}
+# The one number per task that the summary table and the chart show: the task's own main metric
+# (its YAML's metadata), else the first of these it has.
+MAIN_METRICS = L.MAIN_METRICS
+LOWER_IS_BETTER = L.LOWER_IS_BETTER
+PERCENT_METRICS = {"chrf", "bleu"}
 
 
 def _json_default(obj: Any) -> Any:
@@ -54,8 +57,9 @@ def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, Any, Any]]:
 
 
 def main_metric(metrics: dict[str, Any]) -> str | None:
+    """The first of MAIN_METRICS that `metrics` holds (for a task whose configuration says nothing)."""
     for name in MAIN_METRICS:
-        if f"{name},none" in metrics:
+        if L.metric_value(metrics, name)[0] is not None:
             return name
     return None
 
@@ -109,20 +113,42 @@ def _n_examples(results: dict[str, Any], task: str) -> int | None:
     return n
 
 
+def _baseline(results: dict[str, Any], task: str, kind: str, metric: str) -> Any:
+    base = ((results.get("persianllama") or {}).get("baselines") or {}).get(task) or {}
+    return (base.get(kind) or {}).get(metric)
+
+
+def _stderr(results: dict[str, Any], task: str, metric: str, stderr: Any) -> Any:
+    """lm-eval has no standard error for macro-F1; ours is a bootstrap over the questions."""
+    if metric == "macro_f1" and not isinstance(stderr, (int, float)):
+        return (((results.get("persianllama") or {}).get("classification") or {}).get(task) or {}).get(
+            "macro_f1_stderr"
+        )
+    return stderr
+
+
 def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     subtasks = results.get("group_subtasks", {}) or {}
+    skipped: list[int] = []  # depths of groups without a score of their own (not shown, so not indented under)
     for task, depth in _task_tree(results):
         metrics = results.get("results", {}).get(task, {})
-        name = main_metric(metrics)
+        name = L.main_metric(results, task)
+        while skipped and skipped[-1] >= depth:
+            skipped.pop()
         if name is None:
+            skipped.append(depth)
             continue
+        depth -= len(skipped)
+        value, stderr = L.metric_value(metrics, name)
         rows.append(
             {
                 "task": task,
                 "metric": name,
-                "value": metrics.get(f"{name},none"),
-                "stderr": metrics.get(f"{name}_stderr,none"),
+                "value": value,
+                "stderr": _stderr(results, task, name, stderr),
+                "majority": _baseline(results, task, "majority", name),
+                "chance": _baseline(results, task, "chance", name),
                 "n": _n_examples(results, task),
                 "depth": depth,
                 "group": task in subtasks,
@@ -170,17 +196,15 @@ def plot_chart(series: dict[str, list[dict[str, Any]]], path: Path, title: str) 
             for j, task in enumerate(tasks):
                 r = by_task.get(task)
                 if r and isinstance(r["value"], (int, float)) and math.isfinite(r["value"]):
+                    scale = 0.01 if r["metric"] in PERCENT_METRICS else 1.0  # chrF, BLEU: 0-100
                     xs.append(j + (i - (len(labels) - 1) / 2) * width)
-                    ys.append(r["value"])
+                    ys.append(r["value"] * scale)
                     se = r.get("stderr")
-                    errs.append(se if isinstance(se, (int, float)) and math.isfinite(se) else 0.0)
+                    errs.append(se * scale if isinstance(se, (int, float)) and math.isfinite(se) else 0.0)
             ax.bar(xs, ys, width=width, yerr=errs, capsize=2, label=label)
         ax.set_xticks(range(len(tasks)))
         ax.set_xticklabels(
-            [
-                f"{t}\n({next((r['metric'] for s in series.values() for r in s if r['task'] == t), '')})"
-                for t in tasks
-            ],
+            [f"{t}\n({_axis_metric(series, t)})" for t in tasks],
             rotation=30,
             ha="right",
             fontsize=8,
@@ -193,6 +217,11 @@ def plot_chart(series: dict[str, list[dict[str, Any]]], path: Path, title: str) 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _axis_metric(series: dict[str, list[dict[str, Any]]], task: str) -> str:
+    metric = next((r["metric"] for s in series.values() for r in s if r["task"] == task), "")
+    return f"{metric}/100" if metric in PERCENT_METRICS else metric
 
 
 def write_samples(samples: dict[str, list], out: Path) -> None:
@@ -226,10 +255,107 @@ def generation_samples(samples: dict[str, list], k: int) -> list[dict[str, Any]]
     return out
 
 
+def _leaderboard_lines(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    columns, rows = L.leaderboard_rows(runs)
+    if not columns:
+        return []
+    head = [f"{c} ↓" if c == "language modelling" else c for c in columns]
+    lines = [
+        "## Leaderboard summary",
+        "",
+        "Mean of each task's main metric per task family, in percent (chrF as is; bits per byte as is, lower "
+        "is better); *average* is the mean of the families except language modelling and generation, shown "
+        "only for rows that have each of those families. The baseline rows score the same documents with a "
+        "constant answer (the commonest gold one) or a uniform random one.",
+        "",
+        "| model | " + " | ".join(head) + " | average |",
+        "|---|" + "---|" * (len(columns) + 1),
+    ]
+    for row in rows:
+        cells = []
+        for c in columns:
+            f = row["families"].get(c)
+            cells.append(f"{f['score']:.2f}" if f else "")
+        avg = f"{row['average']:.2f}" if isinstance(row.get("average"), float) else ""
+        label = f"*{row['label']}*" if row.get("baseline") else row["label"]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {avg} |")
+    tasks = {}
+    for _, results in runs:
+        for name, f in L.family_scores(results).items():
+            tasks.setdefault(name, [])
+            tasks[name] += [t for t in f["tasks"] if t not in tasks[name]]
+    lines += ["", "Families: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in tasks.items()) + ".", ""]
+    return lines
+
+
+# Metrics shown in the per-task tables with baseline rows, in this order (others follow).
+_ROW_METRICS = ("acc", "acc_norm", "exact_match", "macro_f1", "f1", "answerability_acc", "no_answer")
+
+
+def _task_lines(results: dict[str, Any], task: str) -> list[str]:
+    meta = results.get("persianllama", {})
+    metrics = results["results"][task]
+    rows = metric_rows(metrics)
+    if not rows:
+        return []  # a group without scores of its own (persian_nlu): its tasks have their sections
+    n = _n_examples(results, task)
+    shots = results.get("n-shot", {}).get(task)
+    lines = [f"### {task}", "", f"{n} examples, {shots}-shot." if n is not None else "", ""]
+    for warning in analysis_warnings(meta, [task]):
+        lines += [f"> ⚠ {warning}", ""]
+    base = (meta.get("baselines") or {}).get(task) or {}
+    cls = (meta.get("classification") or {}).get(task)
+    if cls and not any(m == "macro_f1" for m, _, _ in rows):  # lm-eval's own tasks: macro-F1 is ours
+        rows = rows + [("macro_f1", cls["macro_f1"], cls.get("macro_f1_stderr"))]
+    if base:
+        names = [m for m, _, _ in rows]
+        ordered = [m for m in _ROW_METRICS if m in names] + [m for m in names if m not in _ROW_METRICS]
+        values = {m: (v, se) for m, v, se in rows}
+        lines += ["| | " + " | ".join(ordered) + " |", "|---|" + "---|" * len(ordered)]
+        lines.append(
+            "| this model | "
+            + " | ".join(_fmt(values[m][0], _stderr(results, task, m, values[m][1])) for m in ordered)
+            + " |"
+        )
+        for kind in ("majority", "chance"):
+            if kind in base:
+                b = base[kind]
+                lines.append(f"| {b['label']} | " + " | ".join(_fmt(b[m]) if m in b else "" for m in ordered) + " |")
+    else:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {m} | {_fmt(val, _stderr(results, task, m, se))} |" for m, val, se in rows]
+    if cls:
+        lines += [
+            "",
+            "| class | gold share | predicted share | F1 |",
+            "|---|---|---|---|",
+        ]
+        for name, c in cls["per_class"].items():
+            lines.append(
+                f"| {_md_cell(name)} | {c['gold_share']:.3f} | {c['predicted_share']:.3f} | {c['f1']:.4f} |"
+            )
+        if cls.get("no_prediction"):
+            lines.append(f"| (no option named) | | {cls['no_prediction'] / cls['n']:.3f} | |")
+    lines.append("")
+    return lines
+
+
+def analysis_warnings(meta: dict[str, Any], tasks: list[str] | None = None) -> list[str]:
+    from persianllama.eval.analysis import warning_lines
+
+    caveats = meta.get("caveats") or {}
+    if tasks is not None:
+        caveats = {t: c for t, c in caveats.items() if t in tasks}
+    return warning_lines(caveats)
+
+
 def render_report(results: dict[str, Any], samples_shown: list[dict[str, Any]]) -> str:
     meta = results.get("persianllama", {})
     info = meta.get("model_info", {})
     v = meta.get("versions", {})
+    chat = "yes" if meta.get("apply_chat_template") else "no"
+    if meta.get("system_prompt"):
+        chat += f", system prompt «{_md_cell(meta['system_prompt'])}»"
     lines = [f"# Persian evaluation: {meta.get('label', meta.get('model'))}", ""]
     lines += [
         "| | |",
@@ -241,6 +367,7 @@ def render_report(results: dict[str, Any], samples_shown: list[dict[str, Any]]) 
         f"on {info.get('device')}"
         f", {info.get('parameters', 0):,} parameters |",
         f"| few-shot | {meta.get('num_fewshot')} |",
+        f"| chat template | {chat} |",
         f"| limit | {meta.get('limit') or 'none'} |",
         f"| context | {meta.get('max_length')} tokens, batch {meta.get('batch_size')} |",
         f"| data | {meta.get('data_dir') or ''} {json.dumps(meta.get('data') or {}, ensure_ascii=False)} |",
@@ -248,15 +375,28 @@ def render_report(results: dict[str, Any], samples_shown: list[dict[str, Any]]) 
         f"{_fmt(meta.get('examples_per_second'))} examples/s |",
         "| versions | " + ", ".join(f"{k} {val}" for k, val in v.items()) + " |",
         "",
+    ]
+    warnings = analysis_warnings(meta)
+    if warnings:
+        lines += ["## Caveats", ""] + [f"- ⚠ {w}" for w in warnings] + [""]
+    lines += _leaderboard_lines([(meta.get("label", "model"), results)])
+    lines += [
         "## Summary",
         "",
-        "| task | metric | value | n |",
-        "|---|---|---|---|",
+        "Each task's main metric; *majority* always gives the commonest gold answer, *chance* guesses "
+        "uniformly (expected score).",
+        "",
+        "| task | metric | value | majority | chance | n |",
+        "|---|---|---|---|---|---|",
     ]
     for r in summary_rows(results):
         arrow = "↓" if r["metric"] in LOWER_IS_BETTER else "↑"
         name = "&nbsp;&nbsp;" * r["depth"] + ("- " if r["depth"] else "") + r["task"]
-        lines.append(f"| {name} | {r['metric']} {arrow} | {_fmt(r['value'], r['stderr'])} | {r['n'] or ''} |")
+        maj = _fmt(r["majority"]) if r["majority"] is not None else ""
+        cha = _fmt(r["chance"]) if r["chance"] is not None else ""
+        lines.append(
+            f"| {name} | {r['metric']} {arrow} | {_fmt(r['value'], r['stderr'])} | {maj} | {cha} | {r['n'] or ''} |"
+        )
     lines += ["", "![main metric per task](chart.png)", ""]
     bpb = results["results"].get("persian_bpb", {}).get("bpb_details")
     if bpb:
@@ -278,19 +418,7 @@ def render_report(results: dict[str, Any], samples_shown: list[dict[str, Any]]) 
     for task in _task_order(results):
         if task == "persian_bpb":
             continue
-        metrics = results["results"][task]
-        n = _n_examples(results, task)
-        shots = results.get("n-shot", {}).get(task)
-        lines += [
-            f"### {task}",
-            "",
-            f"{n} examples, {shots}-shot." if n is not None else "",
-            "",
-            "| metric | value |",
-            "|---|---|",
-        ]
-        lines += [f"| {m} | {_fmt(val, se)} |" for m, val, se in metric_rows(metrics)]
-        lines.append("")
+        lines += _task_lines(results, task)
     if samples_shown:
         lines += [
             "## Generation samples",
@@ -394,7 +522,9 @@ def compare(folders: list[str], out: str | Path) -> dict[str, Any]:
             f"{'yes' if m.get('load_in_8bit') else 'no'} | {m.get('num_fewshot')} | {m.get('limit') or ''} | "
             f"{m.get('finished', '')} |"
         )
+    lines += [""] + _leaderboard_lines([(r["label"], r["data"]) for r in runs])
     lines += [
+        "## All metrics",
         "",
         "Best value per row in bold (↑ higher is better, ↓ lower is better).",
         "",
@@ -421,12 +551,14 @@ def compare(folders: list[str], out: str | Path) -> dict[str, Any]:
     lines += ["", "![main metric per task and run](chart.png)", ""]
 
     out.mkdir(parents=True, exist_ok=True)
+    columns, board = L.leaderboard_rows([(r["label"], r["data"]) for r in runs])
     comparison = {
         "runs": [
             {"folder": r["folder"], "label": r["label"], "persianllama": r["data"].get("persianllama", {})}
             for r in runs
         ],
         "table": table,
+        "leaderboard": {"families": columns, "rows": board},
     }
     dump_json(comparison, out / "results.json")
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -108,6 +108,26 @@ def _untouched(tmp: Path, result) -> None:
     assert (tmp / "a-file.txt").read_text(encoding="utf-8") == "not a folder\n"
 
 
+def nli_file(tmp: Path) -> dict:
+    """A FarsTail-format test file (tab-separated premise, hypothesis, label)."""
+    rows = ["premise\thypothesis\tlabel"] + [f"{s}\t{s}\te" for s in SENTENCES[:3]]
+    (tmp / "Test-word.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return {**with_model(tmp), "nli": tmp / "Test-word.csv"}
+
+
+def misaligned_parallel(tmp: Path) -> dict:
+    folder = tmp / "quran"
+    folder.mkdir()
+    (folder / "fa.makarem.txt").write_text("\n".join(SENTENCES[:3]) + "\n", encoding="utf-8")
+    (folder / "en.one.txt").write_text("one\ntwo\n", encoding="utf-8")
+    return {**with_model(tmp), "parallel": folder}
+
+
+def parallel_without_fa(tmp: Path) -> dict:
+    (tmp / "pairs.tsv").write_text("persian\ten\nسلام\thello\n", encoding="utf-8")
+    return {**with_model(tmp), "pairs": tmp / "pairs.tsv"}
+
+
 EVAL = ["evaluate", "--model", "{empty}", "--output", "{tmp}/o", "--device", "cpu"]
 BPB = ["--tasks", "persian_bpb", "--data", "text={text}", "--output", "{tmp}/o", "--device", "cpu"]
 OFFLINE = {"HF_HUB_OFFLINE": "1"}
@@ -169,4 +189,47 @@ CASES = [
          setup=adapter_without_weights),
     Case("eval-tokenizer-folder-empty", ["evaluate", "--model", "{model}", "--tokenizer", "{empty}", *BPB],
          words=["empty: not a tokenizer folder"], setup=with_model),
+    # --- tasks, data keys and modes added with the honest-metrics / chat / built-in / translation work
+    Case("eval-data-unknown-key", ["evaluate", "--model", "{model}", "--tasks", "farstail", "--data", "farstial={tmp}",
+                                   "--output", "{tmp}/o"],
+         words=["--data farstial=", "unknown data key", "farstail"], setup=with_model),
+    Case("eval-unknown-task-names-builtins", ["evaluate", "--model", "{model}", "--tasks", "belebele_pes",
+                                              "--output", "{tmp}/o"],
+         words=["unknown task 'belebele_pes'", "lm-eval's persian tasks", "belebele_pes_arab"], setup=with_model),
+    Case("eval-chat-template-missing", ["evaluate", "--model", "{model}", "--tasks", "farstail_chat", "--data",
+                                        "farstail={nli}", "--apply-chat-template", "--output", "{tmp}/o",
+                                        "--device", "cpu"],
+         words=["--apply-chat-template", "has no chat template"], setup=nli_file),
+    Case("eval-fewshot-multiturn-without-chat", EVAL + ["fewshot_as_multiturn=true"],
+         words=["fewshot_as_multiturn=true needs apply_chat_template=true"], setup=basics),
+    Case("eval-context-too-short-for-generation", ["evaluate", "--model", "{model}", "--tasks", "persian_generation",
+                                                   "--max-length", "32", "--output", "{tmp}/o", "--device", "cpu"],
+         words=["persian_generation generates up to 64 tokens", "32-token context", "--max-length"], setup=with_model),
+    Case("eval-builtin-offline", ["evaluate", "--model", "{model}", "--tasks", "belebele_pes_Arab", "--output",
+                                  "{tmp}/o", "--device", "cpu"],
+         words=["belebele_pes_arab: its data (hub facebook/belebele, config pes_arab) cannot be loaded",
+                "--data belebele_pes_arab=dir"], setup=with_model,
+         env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}),
+    Case("eval-builtin-local-copy-missing", ["evaluate", "--model", "{model}", "--tasks", "belebele_pes_Arab",
+                                             "--data", "belebele_pes_Arab={tmp}/nope", "--output", "{tmp}/o"],
+         words=["--data belebele_pes_arab=", "no such file or directory (local copy of hub facebook/belebele"],
+         setup=with_model),
+    Case("eval-builtin-local-copy-not-data", ["evaluate", "--model", "{model}", "--tasks", "belebele_pes_Arab",
+                                              "--data", "belebele_pes_Arab={text}", "--output", "{tmp}/o"],
+         words=["expected a .parquet, .jsonl, .json or .csv file"], setup=with_model),
+    Case("eval-translation-misaligned", ["evaluate", "--model", "{model}", "--tasks", "persian_translation_en_fa",
+                                         "--data", "translation={parallel}", "--output", "{tmp}/o"],
+         words=["quran", "not line-aligned", "fa.makarem.txt 3", "en.one.txt 2"], setup=misaligned_parallel),
+    Case("eval-translation-tsv-without-fa", ["evaluate", "--model", "{model}", "--tasks", "persian_translation_fa_en",
+                                             "--data", "translation={pairs}", "--output", "{tmp}/o"],
+         words=["pairs.tsv:1", "needs tab-separated columns 'fa' and 'en'"], setup=parallel_without_fa),
+    Case("eval-translation-no-source", ["evaluate", "--model", "{model}", "--tasks", "persian_translation",
+                                        "--output", "{tmp}/o"],
+         words=["no parallel text for the translation tasks", "--data translation=path"], setup=with_model,
+         env={"PERSIANLLAMA_EVAL_DATA": ""}),
+    Case("eval-lm-eval-command-without-tasks", ["evaluate", "--model", "{model}", "--lm-eval-command"],
+         words=["--lm-eval-command needs --model and --tasks"], setup=with_model),
+    Case("eval-list-tasks-bad-local-copy", ["evaluate", "--list-tasks", "--data", "global_mmlu_full_fa={empty}"],
+         words=["no test*.parquet/.jsonl/.csv file"], setup=basics),
 ]
+

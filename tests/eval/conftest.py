@@ -90,6 +90,24 @@ def build_tiny_llama(vocab_size: int, hidden: int = 32, seed: int = 0):
     return LlamaForCausalLM(cfg).eval()
 
 
+# A minimal chat template (Zephyr-like turns); enough for lm-eval's apply_chat_template, system
+# message and multi-turn few-shot examples.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
+    "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def chat_tokenizer(tokenizer):
+    """The test tokenizer with a chat template set (what a chat model's tokenizer_config.json holds)."""
+    import copy
+
+    tok = copy.deepcopy(tokenizer)
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
 @pytest.fixture(scope="session")
 def sentences() -> list[str]:
     return list(SENTENCES)
@@ -249,8 +267,8 @@ def write_task_data(root: Path) -> Path:
         with open(ent / name, "w", encoding="utf-8", newline="") as f:
             w = csv.writer(f)
             w.writerow(["", "sent1", "sent2", "label", "source"])
-            for i, (p, h, lab) in enumerate(items):
-                w.writerow([i, p, h, lab, "natural-test"])
+            for i, (p, h, lab) in enumerate(items):  # ParsiNLU's sources: natural-* or translation-*
+                w.writerow([i, p, h, lab, "natural-wiki" if i % 2 == 0 else "translation-train"])
 
     fs = root / "farstail/data"
     fs.mkdir(parents=True, exist_ok=True)
@@ -282,7 +300,10 @@ def write_task_data(root: Path) -> Path:
         # the upstream dev files are partly Python dict reprs (single quotes)
         sa.joinpath(f"{domain}_dev.jsonl").write_text("".join(repr(r) + "\n" for r in rows), encoding="utf-8")
 
-    qqp = [{"q1": a, "q2": b, "label": lab, "category": "natural"} for a, b, lab in QQP_ITEMS]
+    qqp = [  # ParsiNLU's categories: natural (Persian queries) or qqp (translated Quora pairs)
+        {"q1": a, "q2": b, "label": lab, "category": "natural" if i < 2 else "qqp"}
+        for i, (a, b, lab) in enumerate(QQP_ITEMS)
+    ]
     _jsonl(root / "parsinlu/data/qqp/test.jsonl", qqp)
     _jsonl(root / "parsinlu/data/qqp/train.jsonl", qqp[:2])
 

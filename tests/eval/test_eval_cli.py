@@ -110,6 +110,11 @@ def test_evaluate_writes_results_report_chart_and_samples(two_runs, model_dir, c
         "persianqa.jsonl",
     ]
     assert _strict_json(two_runs / "one" / "results.json")["n-shot"]["parsinlu_mc_literature"] == 1
+    # the honest-metrics blocks: caveats per task, per-class F1, majority and chance rows
+    assert set(meta["caveats"]) >= {"parsinlu_mc_literature", "persianqa", "persian_generation"}
+    assert meta["classification"]["parsinlu_mc_literature"]["n"] == 2
+    assert {"majority", "chance"} <= set(meta["baselines"]["parsinlu_mc"])
+    assert "## Leaderboard summary" in report and "| chance (uniform guess) |" in report
 
 
 def test_compare_puts_runs_side_by_side(two_runs, tmp_path, capsys):
@@ -122,6 +127,12 @@ def test_compare_puts_runs_side_by_side(two_runs, tmp_path, capsys):
     header = next(line for line in report.splitlines() if line.startswith("| task | metric |"))
     assert "(zero)" in header and "(one)" in header  # same model: labels told apart by folder
     assert "| persian_bpb | bits_per_byte ↓ |" in report and "| persianqa | f1 ↑ |" in report
+    lines = report.splitlines()
+    board = lines[lines.index("## Leaderboard summary") :]
+    assert board[4].startswith("| model | multiple-choice QA | reading comprehension |")
+    assert sum(line.startswith("| tiny-llama") for line in board[:10]) == 2  # one row per run
+    assert any(line.startswith("| *majority class* |") for line in board[:10])
+    assert _strict_json(out / "results.json")["leaderboard"]["families"][0] == "multiple-choice QA"
     table = _strict_json(out / "results.json")["table"]
     row = next(r for r in table if r["task"] == "persian_bpb" and r["metric"] == "bits_per_byte")
     assert len(row["values"]) == 2

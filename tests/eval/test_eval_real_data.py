@@ -59,7 +59,34 @@ def test_every_task_yaml_loads_the_real_data():
 
     manager = task_manager(data_dir=str(SHARED_DATA))
     sizes = check_tasks(
-        expand_tasks(["persian_nlu", "persian_generation"], manager), manager, num_fewshot=None
+        expand_tasks(["persian_nlu", "persian_generation", "persian_chat", "persian_translation"], manager),
+        manager,
+        num_fewshot=None,
     )
     assert sizes["parsinlu_mc_literature"] == 350 and sizes["farstail"] == 1564 and sizes["persianqa"] == 930
     assert sizes["parsinlu_sentiment_food"] == 1344 and sizes["persian_generation"] == 16
+    assert sizes["parsinlu_mc_chat_literature"] == 350 and sizes["farstail_chat"] == 1564
+    assert sizes["persian_translation_en_fa"] == sizes["persian_translation_fa_en"] == 624
+
+
+def test_real_subsets_majority_classes_and_quran_pairs():
+    from collections import Counter
+
+    from persianllama.eval import metrics as M
+
+    ent = D.load_split("parsinlu_entailment", "test", data_dir=str(SHARED_DATA)).records
+    # natural-wiki 590 + natural-voa 134 + natural-miras 126; translation-train 713 + -dev 112, less the 2 '-' rows
+    assert Counter(r["subset"] for r in ent) == {"natural": 850, "translated": 823}
+    qqp = D.load_split("parsinlu_qqp", "test", data_dir=str(SHARED_DATA)).records
+    assert Counter(r["subset"] for r in qqp) == {"natural": 1438, "translated": 478}
+    # the constant answers the issue was about: "no sentiment expressed" is 70% / 73% of the rows
+    for key, share in (("parsinlu_sentiment_food", 943 / 1344), ("parsinlu_sentiment_movie", 593 / 816)):
+        golds = [r["label"] for r in D.load_split(key, "test", data_dir=str(SHARED_DATA)).records]
+        majority = M.majority_baseline(golds)
+        assert majority["class"] == 0 and majority["acc"] == pytest.approx(share)
+        assert majority["macro_f1"] < 0.125  # what the same constant answer scores in macro-F1 (7 classes)
+    pairs = D.load_parallel("test", data_dir=str(SHARED_DATA)).records
+    assert len(pairs) == 624 and all(len(p["fa"]) == 10 and len(p["en"]) == 1 for p in pairs)
+    assert pairs[0]["fa"][0] == "به نام خداوند بخشنده بخشایشگر"  # Makarem's translation first
+    # 6236 verses (`wc -l` says 6235: the last line has no newline)
+    assert len(D.load_parallel("train", data_dir=str(SHARED_DATA)).records) == 6236 - 624

@@ -146,19 +146,27 @@ def process_choice(doc: dict, results: list[tuple[float, bool]]) -> dict:
     return _with_subset(doc, out, "acc", "macro_f1")
 
 
+SUBSETS = ("natural", "translated")
+
+
 def _with_subset(doc: dict, out: dict, score: str, f1: str) -> dict:
+    """Every document reports every subset metric (NaN / None outside its subset, skipped by the
+    aggregations), so lm-eval counts all metrics over the same documents."""
     subset = doc.get("subset")
-    if subset:
-        out[f"{score}_{subset}"] = out[score]
-        out[f"{f1}_{subset}"] = out[f1]
+    if subset in SUBSETS:
+        for name in SUBSETS:
+            out[f"{score}_{name}"] = out[score] if name == subset else float("nan")
+            out[f"{f1}_{name}"] = out[f1] if name == subset else None
     return out
 
 
-def macro_f1(items: list[tuple[int, int, int]]) -> float:
-    """Aggregation: macro-F1 over (gold, prediction, choices) triples (see `metrics.macro_f1`)."""
-    golds = [int(g) for g, _, _ in items]
-    preds = [int(p) for _, p, _ in items]
-    return M.macro_f1(golds, preds)
+def macro_f1(items: list) -> float:
+    """Aggregation: macro-F1 over (gold, prediction, choices) triples (see `metrics.macro_f1`);
+    None items (documents outside a subset) are skipped."""
+    kept = [t for t in items if t is not None]
+    golds = [int(g) for g, _, _ in kept]
+    preds = [int(p) for _, p, _ in kept]
+    return M.macro_f1(golds, preds) if kept else float("nan")
 
 
 # --------------------------------------------------------------------------- classification (chat)
