@@ -447,6 +447,9 @@ def write_report(cfg: QuickstartConfig, out: Path, results: dict, seconds: dict)
     if ev and ev.get("compare") and (Path(ev["compare"]) / "report.md").exists():
         body = (Path(ev["compare"]) / "report.md").read_text(encoding="utf-8").split("\n", 1)[-1].strip()
         body = "\n".join(ln for ln in body.splitlines() if not ln.startswith("!["))
+        body = body.replace("\n## ", "\n### ")  # the compare report's sections sit under this report's section
+        if body.startswith("## "):
+            body = "#" + body
         lines += ["", "## 6. Evaluation (held-out sample text and the bundled task files)", "", body, "",
                   "![evaluation](eval/compare/chart.png)"]
         lines += generation_samples(out, [Path(r) for r in ev.get("runs", [])])

@@ -68,24 +68,11 @@ def load_tokenizer(source: str):
 
 
 def adapter_embedding_rows(adapter_dir: str | Path) -> int | None:
-    """Rows of the input embedding saved inside a PEFT adapter, or None if it saved none."""
-    adapter_dir = Path(adapter_dir)
-    st = adapter_dir / "adapter_model.safetensors"
-    shapes: dict[str, list[int]] = {}
-    if st.is_file():
-        from safetensors import safe_open
+    """Rows of the input embedding saved inside a PEFT adapter, or None if it saved none (the adapter-folder
+    module's reading, shared with the LoRA track and merge)."""
+    from persianllama.lora.adapter import embedding_rows
 
-        with safe_open(str(st), framework="pt") as f:
-            shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
-    elif (adapter_dir / "adapter_model.bin").is_file():
-        import torch
-
-        state = torch.load(adapter_dir / "adapter_model.bin", map_location="cpu", weights_only=True)
-        shapes = {k: list(v.shape) for k, v in state.items()}
-    for key, shape in shapes.items():
-        if "embed_tokens" in key and key.endswith("weight") and "lora_" not in key and len(shape) == 2:
-            return shape[0]
-    return None
+    return embedding_rows(adapter_dir)
 
 
 def _read_adapter_config(adapter: str | Path) -> dict:
