@@ -286,7 +286,7 @@ def run(argv: list[str] | None, cleanup: contextlib.ExitStack, *, on_step=None) 
     # --- the HF export ----------------------------------------------------------------------------------
     if own_group:  # a clean exit for every rank (an abort at exit was seen without this)
         dist.barrier()
-        dist.destroy_process_group()
+        deepspeed.comm.destroy_process_group()  # also drops DeepSpeed's cached groups (a later run in this process)
     if stopped:
         log.info("stopped by signal %d at step %d; run the same command to continue", stopped, state.step)
         return 128 + stopped

@@ -198,7 +198,7 @@ def _run(cfg: SftConfig, cleanup: contextlib.ExitStack, local_rank: int | None) 
             plot_loss_curve(out / "metrics.jsonl", out / "loss_curve.png", title=f"SFT (full): {out.name}")
     if own_group:
         dist.barrier()
-        dist.destroy_process_group()
+        deepspeed.comm.destroy_process_group()  # also drops DeepSpeed's cached groups (a later run in this process)
     summary = {"step": state.step, "finished": not stopped, "exit_code": 128 + stopped if stopped else 0,
                "last_loss": None, "val": state.last_eval, "method": "full", "data": report.to_dict()}
     if stopped:
