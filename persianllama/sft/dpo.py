@@ -463,13 +463,8 @@ def _run(cfg: DpoConfig) -> dict:
     if not summary.get("finished"):
         return summary
 
-    # 5. the merged model, when asked
-    if cfg.merge:
-        from persianllama.lora.merge import merge
+    # 5. the merged model, when asked, and the summary
+    from persianllama.sft.train import finish
 
-        dtype = "bf16" if setup.device == "cuda" else "fp32"
-        r = merge(cfg.model.base, str(out / "adapter"), str(out / "hf"), dtype=dtype, device=setup.device,
-                  overwrite=True)
-        summary["hf"] = str(r.output)
-    write_json(out / "dpo_summary.json", {k: v for k, v in summary.items() if k != "config"} | {"config": to_dict(cfg)})
+    finish(cfg, setup, summary, "dpo_summary.json")
     return summary

@@ -156,6 +156,21 @@ def prepare_data(cfg: SftConfig, tok, convs, report, global_batch: int, *, write
     return train, val, template_source
 
 
+def finish(cfg, setup, summary: dict, summary_name: str) -> None:
+    """The end of an adapter post-training run (sft, dpo): with merge=true the merged model in DIR/hf, then the
+    summary file."""
+    out = Path(cfg.out_dir)
+    if cfg.merge:
+        from persianllama.lora.merge import merge
+
+        dtype = "bf16" if setup.device == "cuda" else "fp32"
+        r = merge(cfg.model.base, str(out / "adapter"), str(out / "hf"), dtype=dtype, device=setup.device,
+                  overwrite=True)
+        summary["hf"] = str(r.output)
+        log.info("merged model written to %s (%s)", r.output, dtype)
+    write_json(out / summary_name, {k: v for k, v in summary.items() if k != "config"} | {"config": to_dict(cfg)})
+
+
 def run(cfg: SftConfig) -> dict:
     """Instruction-tune (or resume) as `cfg` says; returns the summary."""
     if cfg.method == "full":
@@ -185,7 +200,6 @@ def _run(cfg: SftConfig) -> dict:
 
     # 2. the chat template, the held-out split, the packed rows
     train, val, template_source = prepare_data(cfg, tok, convs, report, setup.batch.global_batch)
-    out = Path(cfg.out_dir)
     b = setup.batch
     order = BlockOrder(len(train.rows), cfg.train.seed)
     pad = tok.pad_token_id
@@ -207,15 +221,7 @@ def _run(cfg: SftConfig) -> dict:
         return summary
 
     # 4. the merged model, when asked
-    if cfg.merge:
-        from persianllama.lora.merge import merge
-
-        dtype = "bf16" if setup.device == "cuda" else "fp32"
-        r = merge(cfg.model.base, str(out / "adapter"), str(out / "hf"), dtype=dtype, device=setup.device,
-                  overwrite=True)
-        summary["hf"] = str(r.output)
-        log.info("merged model written to %s (%s)", r.output, dtype)
     if summary.get("val") and math.isfinite(summary["val"]["loss"]):
         log.info("held-out assistant-token loss %.4f", summary["val"]["loss"])
-    write_json(out / "sft_summary.json", {k: v for k, v in summary.items() if k != "config"} | {"config": to_dict(cfg)})
+    finish(cfg, setup, summary, "sft_summary.json")
     return summary
