@@ -171,6 +171,9 @@ def test_param_count_and_flops_match_the_real_model(kw):
 
     hf = llama_config(cfg, Sizes(448, 128), Tok(400), "sdpa")
     model = AutoModelForCausalLM.from_config(hf)
+    # Tie explicitly (as export does): in the full suite some earlier in-process test leaves transformers in a
+    # state where from_config does not tie (not found yet; see the closing note).
+    model.tie_weights()
     assert count_params(hf)["total"] == sum(p.numel() for p in model.parameters())
     n = count_params(hf)["matmul"]
     assert flops_per_token(hf, 128) == 6 * n + 12 * 2 * 64 * 128
