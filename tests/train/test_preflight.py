@@ -22,7 +22,7 @@ from persianllama.train.checkpoint import check_stage
 from persianllama.train.config import ModelConfig, PretrainConfig, TrainConfig
 from persianllama.train.ds_config import fill_ds_config, load_ds_config, zero_stage
 from persianllama.train.hostfile import check_hostfile, parse_hostfile
-from persianllama.train.preflight import Sizes, model_sizes
+from persianllama.train.preflight import model_sizes
 
 REPO = Path(__file__).resolve().parents[2]
 DS_FILES = ["zero0", "zero1", "zero2", "zero3", "zero3_offload"]
@@ -158,25 +158,38 @@ def test_scheduler_object_follows_lr_at():
     assert seen == pytest.approx([lr_at(s, 2e-3, 2e-4, 3, 9) for s in range(1, 10)])
 
 
+PARAM_CHECK = """
+import json, sys
+from transformers import AutoModelForCausalLM
+from persianllama.train.config import ModelConfig
+from persianllama.train.model import count_params, flops_per_token, llama_config
+from persianllama.train.preflight import Sizes
+
+class Tok:
+    bos_token_id, eos_token_id, pad_token_id = 0, 1, 3
+    def __len__(self):
+        return 400
+
+cfg = ModelConfig(hidden_size=64, intermediate_size=96, num_layers=2, num_heads=4, **json.loads(sys.argv[1]))
+hf = llama_config(cfg, Sizes(448, 128), Tok(), "sdpa")
+model = AutoModelForCausalLM.from_config(hf)
+print(json.dumps({"counted": count_params(hf), "real": sum(p.numel() for p in model.parameters()),
+                  "flops": flops_per_token(hf, 128)}))
+"""
+
+
 @pytest.mark.parametrize("kw", [{}, {"num_kv_heads": 2, "tie_word_embeddings": True}])
 def test_param_count_and_flops_match_the_real_model(kw):
-    from transformers import AutoModelForCausalLM
+    # In a fresh process: in the full suite some earlier in-process test leaves transformers building tied
+    # models untied (not found yet; see the closing note), which is not what a user's run sees.
+    import subprocess
+    import sys
 
-    from persianllama.train.model import count_params, flops_per_token, llama_config
-
-    cfg = ModelConfig(hidden_size=64, intermediate_size=96, num_layers=2, num_heads=4, **kw)
-
-    class Tok(_Tok):
-        bos_token_id, eos_token_id, pad_token_id = 0, 1, 3
-
-    hf = llama_config(cfg, Sizes(448, 128), Tok(400), "sdpa")
-    model = AutoModelForCausalLM.from_config(hf)
-    # Tie explicitly (as export does): in the full suite some earlier in-process test leaves transformers in a
-    # state where from_config does not tie (not found yet; see the closing note).
-    model.tie_weights()
-    assert count_params(hf)["total"] == sum(p.numel() for p in model.parameters())
-    n = count_params(hf)["matmul"]
-    assert flops_per_token(hf, 128) == 6 * n + 12 * 2 * 64 * 128
+    out = subprocess.run([sys.executable, "-c", PARAM_CHECK, json.dumps(kw)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["counted"]["total"] == r["real"]
+    assert r["flops"] == 6 * r["counted"]["matmul"] + 12 * 2 * 64 * 128
 
 
 @pytest.mark.parametrize("recipe,billions", [("tiny", None), ("125m", 0.134), ("1b", 1.10), ("7b", 6.74),
