@@ -21,9 +21,10 @@ EMBED, OUTPUT = "embed_tokens", "lm_head"
 
 
 def torch_dtype(name: str):
-    import torch
+    """The torch dtype of a precision name (the run core's one table)."""
+    from persianllama.run.device import torch_dtype as core_torch_dtype
 
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    return core_torch_dtype(name)
 
 
 def quiet_bitsandbytes() -> None:
