@@ -23,6 +23,8 @@ STAGES = [
     "persianllama.train.cli",
     "persianllama.lora.cli",
     "persianllama.sft.cli",
+    "persianllama.distill.cli",
+    "persianllama.w2s.cli",
     "persianllama.eval.cli",
     "persianllama.quickstart",
     "persianllama.serve.cli",

@@ -61,10 +61,15 @@ class Trainer:
                  zero_stage: int, precision: str, flops_per_token: float, peak_tflops: float | None,
                  on_step: Callable[[TrainState], None] | None = None, signals: StopSignal | None = None,
                  micro_batches: Callable[[int, int, int], tuple[dict, int]] | None = None,
-                 validation: Callable[[int], dict | None] | None = None):
+                 validation: Callable[[int], dict | None] | None = None,
+                 loss_fn: Callable[[object, dict], tuple[object, dict]] | None = None):
         """`micro_batches(samples_seen, micro_step, rank)` -> (the model's keyword inputs with ``labels``, real
         tokens in them): default, this rank's share of the packed blocks. `validation(step)` -> an ``eval``
-        record: default, loss and bits-per-byte of `val_texts`. (Instruction tuning with method=full passes both.)"""
+        record: default, loss and bits-per-byte of `val_texts`. (Instruction tuning with method=full passes both.)
+        `loss_fn(engine, inputs)` -> (the micro-batch loss, named parts such as ``loss_ce``/``loss_kd``), for a
+        track whose loss is not the model's own (distillation); the parts are averaged over the step's
+        micro-batches and the ranks into its ``train`` record. With it, the default micro-batches also carry
+        ``block_index`` (which packed blocks: a teacher cache is looked up by it); `loss_fn` removes it."""
         self.engine = engine
         self.data = data
         self.order = order
@@ -95,6 +100,8 @@ class Trainer:
         self.steps_run = 0
         self.micro_batches = micro_batches or self._block_batch
         self.validation = validation
+        self.loss_fn = loss_fn
+        self.last_parts: dict[str, float] = {}
         self.last_step_tokens = batch.tokens_per_step
 
     # --- one optimizer step -----------------------------------------------------------------------
@@ -104,7 +111,10 @@ class Trainer:
 
         idx = self.order.micro_batch(samples_seen, micro_step, rank, self.batch.micro, self.batch.world)
         x = torch.from_numpy(self.data.batch(idx))
-        return {"input_ids": x, "labels": x}, int(x.numel())
+        inputs = {"input_ids": x, "labels": x}
+        if self.loss_fn is not None:
+            inputs["block_index"] = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+        return inputs, int(x.numel())
 
     def _micro_batch(self, micro_step: int) -> tuple[dict, int]:
         inputs, n_tokens = self.micro_batches(self.state.samples_seen, micro_step, self.dist.rank)
@@ -132,10 +142,17 @@ class Trainer:
         loss_sum = torch.zeros((), device=engine.device)
         tokens = 0
         manual_norm = None
+        parts: dict[str, torch.Tensor] = {}
         for m in range(self.batch.accum):
             inputs, n_tokens = self._micro_batch(m)
             tokens += n_tokens
-            loss = engine(**inputs).loss
+            if self.loss_fn is None:
+                loss = engine(**inputs).loss
+            else:
+                loss, more = self.loss_fn(engine, inputs)
+                for k, v in more.items():
+                    parts[k] = parts.get(k, 0.0) + torch.as_tensor(v, dtype=torch.float32).detach().to(
+                        loss_sum.device) / self.batch.accum
             engine.backward(loss)
             loss_sum += loss.detach().float()
             if self.manual_grad_norm and m == self.batch.accum - 1:
@@ -143,13 +160,16 @@ class Trainer:
             engine.step()
         self.state.step += 1
         self.state.samples_seen += self.batch.global_batch
+        names = sorted(parts)  # the same keys on every rank: the loss_fn returns the same parts every step
         shared = torch.stack([loss_sum / self.batch.accum,
                               torch.tensor(float(self.signals.signum is not None), device=loss_sum.device),
-                              torch.tensor(float(tokens), device=loss_sum.device)])
+                              torch.tensor(float(tokens), device=loss_sum.device),
+                              *(parts[k].reshape(()) for k in names)])
         if self.batch.world > 1:
             dist.all_reduce(shared)
-        loss_value, stop, all_tokens = shared.tolist()
+        loss_value, stop, all_tokens, *part_values = shared.tolist()
         loss_value, stop = loss_value / self.batch.world, stop / self.batch.world
+        self.last_parts = {k: v / self.batch.world for k, v in zip(names, part_values)}
         self.last_step_tokens = int(all_tokens)
         self.state.tokens_seen += self.last_step_tokens
         norm = engine.get_global_grad_norm()
@@ -219,15 +239,16 @@ class Trainer:
         util = mfu(self.flops_per_token, avg_tok_s, self.peak_tflops, self.batch.world)
         record = {"kind": "train", "step": s.step, "loss": loss, "lr": lr, "grad_norm": norm,
                   "tokens_per_s": tok_s, "mfu": util, "tokens_seen": s.tokens_seen,
-                  "epoch": self.order.epoch_of(s.samples_seen), "step_seconds": seconds}
+                  "epoch": self.order.epoch_of(s.samples_seen), "step_seconds": seconds, **self.last_parts}
         self.runlog.write(record)
         eta = avg * (self.max_steps - s.step)
         self.runlog.progress(s.step, loss=f"{loss:.4f}", lr=f"{lr:.2e}")
         if s.step % self.log_interval == 0 or s.step == self.max_steps or s.step == 1:
             norm_txt = f"{norm:.3f}" if norm is not None else "n/a"
             mfu_txt = f"{100 * util:.1f}%" if util is not None else "n/a"
+            parts_txt = "".join(f" | {k} {v:.4f}" for k, v in self.last_parts.items())
             self.runlog.line(
-                f"step {s.step}/{self.max_steps} | loss {loss:.4f} | lr {lr:.3e} | grad norm {norm_txt} | "
+                f"step {s.step}/{self.max_steps} | loss {loss:.4f}{parts_txt} | lr {lr:.3e} | grad norm {norm_txt} | "
                 f"{fmt_count(avg_tok_s)} tok/s | MFU {mfu_txt} | tokens {fmt_count(s.tokens_seen)} | "
                 f"epoch {record['epoch']:.2f} | ETA {fmt_duration(eta)}"
             )
