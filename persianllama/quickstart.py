@@ -11,9 +11,14 @@ Steps, in order (each one is the command a user would run, with the sample's sma
 3. zero        `deepspeed --num_gpus 2 scripts/pretrain.py --config configs/tiny.yaml` (2 CPU processes;
                all GPUs when there are GPUs), then export
 4. lora        `scripts/lora_adapt.sh` on a tiny LLaMA "base" built here (nothing is downloaded), 8-bit
-5. evaluate    `persianllama evaluate` for both models on held-out sample text and the bundled task files,
-               then `--compare`
-6. report      runs/quickstart/report.md with every number, table and plot linked
+5. sft         `persianllama sft` (LoRA) of the Zero model on the bundled Persian conversations, then chat
+               answers before and after
+6. sft_lora    `persianllama sft --adapter` of the LoRA model: the LoRA track's adapter continued on the
+               conversations, its base in 8-bit as in the LoRA track, then chat answers before and after
+7. evaluate    `persianllama evaluate` for the models on held-out sample text and the bundled task files
+               (the instruction-tuned Zero model answers the generation prompts through its chat
+               template), then `--compare`
+8. report      runs/quickstart/report.md with every number, table and plot linked
 
 A step whose outputs are already there is reused (`--fresh` starts over).
 """
@@ -31,11 +36,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from persianllama.config import Count
 from persianllama.errors import UserError
 
 log = logging.getLogger("persianllama.quickstart")
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ["corpus", "tokenizer", "zero", "lora", "sft", "evaluate"]  # the report is written after them
+# The report is written after them. sft_lora is a step of its own (not part of sft): its time shows in the report's
+# step table, `--steps sft_lora` reruns it alone, and the sft step's outputs stay what they were.
+STEPS = ["corpus", "tokenizer", "zero", "lora", "sft", "sft_lora", "evaluate"]
 
 
 @dataclass
@@ -48,15 +56,17 @@ class QuickstartConfig:
     """Persian SentencePiece vocabulary used to extend the base tokenizer."""
     base_vocab_size: int = 600
     """Size of the small English LLaMA-style SentencePiece base built here."""
-    zero_steps: int = 200
+    zero_steps: Count = 200
     """Pretraining steps of the tiny Zero model."""
-    lora_steps: int = 30
+    lora_steps: Count = 30
     """LoRA steps on the tiny base."""
-    sft_steps: int = 60
+    sft_steps: Count = 60
     """Instruction-tuning steps of the Zero model on the bundled Persian conversations."""
-    processes: int = 2
+    sft_lora_steps: Count = 60
+    """Instruction-tuning steps of the LoRA model (its adapter continued) on the same conversations."""
+    processes: Count = 2
     """Ranks for the `deepspeed` launcher (CPU processes; on a GPU machine, GPUs)."""
-    eval_limit: int = 20
+    eval_limit: Count = 20
     """Examples per benchmark task in the evaluation (the sample's task files are small)."""
 
 
@@ -249,7 +259,6 @@ def step_sft(cfg: QuickstartConfig, out: Path) -> dict:
 def chat_before_after(base: Path, adapter: Path, max_new_tokens: int = 40) -> list[dict]:
     """Greedy answers of the base model and of base + SFT adapter to CHAT_PROMPTS, both under the adapter's chat
     template (the format the tuned model was trained on)."""
-    import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -258,18 +267,61 @@ def chat_before_after(base: Path, adapter: Path, max_new_tokens: int = 40) -> li
     tuned = PeftModel.from_pretrained(model, str(adapter)).eval()
     rows = []
     for q in CHAT_PROMPTS:
-        enc = tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
-                                      return_tensors="pt", return_dict=True)
-        row = {"prompt": q}
-        for name, use_adapter in (("before", False), ("after", True)):
-            with torch.no_grad():
-                if use_adapter:
-                    ids = tuned.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False)
-                else:
-                    with tuned.disable_adapter():
-                        ids = tuned.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False)
-            row[name] = tok.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
-        rows.append(row)
+        with tuned.disable_adapter():
+            before = greedy_answer(tuned, tok, q, max_new_tokens)
+        rows.append({"prompt": q, "before": before, "after": greedy_answer(tuned, tok, q, max_new_tokens)})
+    return rows
+
+
+def greedy_answer(model, tok, question: str, max_new_tokens: int = 40) -> str:
+    """The model's greedy reply to one user message, through `tok`'s chat template."""
+    import torch
+
+    enc = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
+    enc = {k: v.to(next(model.parameters()).device) for k, v in enc.items()}
+    with torch.no_grad():
+        ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False)
+    return tok.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+def step_sft_lora(cfg: QuickstartConfig, out: Path) -> dict:
+    """Instruction-tune the LoRA model: its adapter (out/lora/adapter) continued on the bundled conversations with
+    the base in 8-bit as in the LoRA track (`persianllama sft --adapter`), then the same questions before and
+    after, through the new chat template."""
+    from persianllama.lora.adapter import read_config
+
+    base, lora_adapter, run = out / "lora_base", out / "lora" / "adapter", out / "sft_lora"
+    if not (lora_adapter / "adapter_config.json").is_file():
+        raise UserError(f"no LoRA adapter in {lora_adapter}; run the lora step first (--steps lora,sft_lora)")
+    if not (run / "adapter" / "adapter_config.json").exists():
+        ac = read_config(lora_adapter)  # continuing an adapter: its rank and targets, not the recipe's
+        persianllama("sft", "--recipe", str(ROOT / "configs" / "sft_tiny.yaml"), "--base", str(base),
+                     "--adapter", str(lora_adapter), "--data", str(INSTRUCTIONS), "--output", str(run),
+                     f"train.max_steps={cfg.sft_lora_steps}", "train.seq_len=128", "model.quantization=8bit",
+                     f"lora.r={ac['r']}", f"lora.alpha={ac['lora_alpha']}",
+                     f"lora.target_modules=[{','.join(ac['target_modules'])}]", log_file=out / "logs" / "sft_lora.log")
+    answers = run / "chat_answers.json"
+    if not answers.exists():
+        from persianllama import atomic
+
+        atomic.write_json(answers, chat_adapters_before_after(base, lora_adapter, run / "adapter"))
+    return {**summarize(run / "metrics.jsonl"), "answers": json.loads(answers.read_text(encoding="utf-8"))}
+
+
+def chat_adapters_before_after(base: Path, before: Path, after: Path, max_new_tokens: int = 40) -> list[dict]:
+    """Greedy answers of base + `before` adapter and of base + `after` adapter (which continued it) to CHAT_PROMPTS,
+    the base in 8-bit, both under `after`'s chat template and its (extended) tokenizer."""
+    from persianllama.eval.loading import load_model
+    from persianllama.lora.model import quiet_bitsandbytes
+
+    quiet_bitsandbytes()
+    rows = [{"prompt": q} for q in CHAT_PROMPTS]
+    for name, adapter in (("before", before), ("after", after)):
+        loaded = load_model(str(base), adapter=str(adapter), tokenizer=str(after), load_in_8bit=True)
+        for row in rows:
+            row[name] = greedy_answer(loaded.model, loaded.tokenizer, row["prompt"], max_new_tokens)
+        del loaded
     return rows
 
 
@@ -305,6 +357,11 @@ def step_evaluate(cfg: QuickstartConfig, out: Path) -> dict:
             "--tokenizer", str(out / "tokenizer_extended"), "--load-in-8bit"]))
         runs.append(evaluate_one(cfg, out, "lora_base", "untouched base (8-bit)", [
             "--model", str(out / "lora_base"), "--tokenizer", str(out / "base_tokenizer_hf"), "--load-in-8bit"]))
+    sft = out / "sft"
+    if (sft / "adapter" / "adapter_config.json").exists() and (out / "zero" / "hf" / "config.json").exists():
+        # A chat model: the evaluation gives it the generation prompts through its chat template.
+        runs.append(evaluate_one(cfg, out, "sft", "Zero + SFT (chat model)", [
+            "--model", str(out / "zero" / "hf"), "--adapter", str(sft / "adapter")]))
     if not runs:
         raise UserError("no model to evaluate: run the zero (and lora) steps first")
     compare = out / "eval" / "compare"
@@ -351,20 +408,32 @@ def track_section(summary: dict, curve: Path, curve_label: str, extra: str = "",
 
 
 def generation_samples(out: Path, runs: list[Path], n: int = 3) -> list[str]:
-    """A few greedy Persian continuations per model, from the eval harness's generation samples."""
+    """A few greedy Persian continuations per model, from the eval harness's generation samples (a chat model's
+    are its answers to the prompts given through its chat template, and say so)."""
     lines = ["", "### Generated continuations (greedy, first prompts of the generation task)", ""]
     for run in runs:
         path = run / "samples" / "persian_generation.jsonl"
         if not path.exists():
             continue
-        label = json.loads((run / "results.json").read_text(encoding="utf-8")).get("persianllama", {}).get(
-            "label", run.name)
-        lines += [f"**{label}**", ""]
+        meta = json.loads((run / "results.json").read_text(encoding="utf-8")).get("persianllama", {})
+        label = meta.get("label", run.name)
+        fmt = (" (a chat model: each prompt given as a user message through its chat template)"
+               if meta.get("generation_chat_template") else "")
+        lines += [f"**{label}**{fmt}", ""]
         for row in [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()[:n]]:
             cont = " ".join(str(row.get("filtered_resps", [""])[0]).split())
             lines.append(f"- «{row['doc']['prompt']}» → {cont[:200]}")
         lines.append("")
     return lines if len(lines) > 4 else []
+
+
+def answers_table(answers: list[dict]) -> list[str]:
+    lines = ["| prompt | before | after |", "|---|---|---|"]
+    for a in answers:
+        cell = [str(a[k]).replace("|", "\\|").replace("\n", " ")[:160] or "(empty)"
+                for k in ("prompt", "before", "after")]
+        lines.append("| " + " | ".join(cell) + " |")
+    return lines
 
 
 def headline(out: Path, results: dict) -> list[str]:
@@ -429,7 +498,7 @@ def write_report(cfg: QuickstartConfig, out: Path, results: dict, seconds: dict)
         lines += ["", "## 4. LoRA track (tiny base in 8-bit, extended tokenizer)", ""]
         lines += track_section(lora, out / "lora" / "loss_curve.png", "LoRA loss curve",
                                "; adapter in [lora/adapter](lora/adapter)")
-    sft = results.get("sft")
+    sft, sft_lora = results.get("sft"), results.get("sft_lora")
     if sft and sft.get("steps"):
         lines += ["", "## 5. Instruction tuning (the Zero model, LoRA, bundled Persian conversations)", ""]
         lines += track_section(sft, out / "sft" / "loss_curve.png", "SFT loss curve",
@@ -437,12 +506,20 @@ def write_report(cfg: QuickstartConfig, out: Path, results: dict, seconds: dict)
                                heldout="the assistant replies of held-out conversations")
         if sft.get("answers"):
             lines += ["", "Greedy answers under the saved chat template, before and after tuning (a tiny model: "
-                      "the point is the format it learned, not the facts):", "",
-                      "| prompt | before | after |", "|---|---|---|"]
-            for a in sft["answers"]:
-                cell = [str(a[k]).replace("|", "\\|").replace("\n", " ")[:160] or "(empty)"
-                        for k in ("prompt", "before", "after")]
-                lines.append("| " + " | ".join(cell) + " |")
+                      "the point is the format it learned, not the facts):", ""]
+            lines += answers_table(sft["answers"])
+    if sft_lora and sft_lora.get("steps"):
+        if not (sft and sft.get("steps")):
+            lines += ["", "## 5. Instruction tuning (bundled Persian conversations)", ""]
+        lines += ["", "### Instruction tuning of the LoRA model (its adapter continued, base in 8-bit)", ""]
+        lines += track_section(sft_lora, out / "sft_lora" / "loss_curve.png", "SFT (LoRA model) loss curve",
+                               "; the LoRA track's adapter continued, with its chat template, in "
+                               "[sft_lora/adapter](sft_lora/adapter)",
+                               heldout="the assistant replies of held-out conversations")
+        if sft_lora.get("answers"):
+            lines += ["", "Greedy answers of the LoRA model (tiny base + LoRA-track adapter) and of the same model "
+                      "after instruction tuning, both under the new chat template:", ""]
+            lines += answers_table(sft_lora["answers"])
     ev = results.get("evaluate")
     if ev and ev.get("compare") and (Path(ev["compare"]) / "report.md").exists():
         body = (Path(ev["compare"]) / "report.md").read_text(encoding="utf-8").split("\n", 1)[-1].strip()
@@ -464,7 +541,7 @@ def write_report(cfg: QuickstartConfig, out: Path, results: dict, seconds: dict)
 # Entry point
 
 STEP_FUNCS = {"corpus": step_corpus, "tokenizer": step_tokenizer, "zero": step_zero, "lora": step_lora,
-              "sft": step_sft, "evaluate": step_evaluate}
+              "sft": step_sft, "sft_lora": step_sft_lora, "evaluate": step_evaluate}
 
 
 def run(cfg: QuickstartConfig, steps: list[str], fresh: bool = False) -> Path:

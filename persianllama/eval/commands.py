@@ -4,7 +4,9 @@ command lines, and every task with where its data comes from.
 Two command lines, not one: bits per byte must be run with ``add_bos_token=False`` (lm-eval puts its
 own prefix token before each document and would otherwise score a second BOS with a tokenizer that
 adds one, as LLaMA's does), while the other tasks must keep the tokenizer's default, which is what
-``persianllama evaluate`` gives them; one lm_eval run has one setting for all its tasks.
+``persianllama evaluate`` gives them; one lm_eval run has one setting for all its tasks. For the same reason
+``persian_generation`` gets a third line when its prompt format (``generation_template``) differs from the
+other tasks' (``--apply_chat_template``).
 """
 
 from __future__ import annotations
@@ -97,28 +99,39 @@ def lm_eval_commands(config: EvalConfig) -> list[str]:
                 f"# {n}: persianllama reads the local copy {config.data[n]}; plain lm_eval reads "
                 f"{BUILTIN_TASKS[n].source()} (put it in the Hugging Face cache, or drop the task here)"
             )
-        cmd = [
-            "lm_eval",
-            "--model",
-            "hf",
-            "--model_args",
-            _model_args(config, False),
-            "--tasks",
-            ",".join(rest),
-        ]
-        if config.num_fewshot is not None:
-            cmd += ["--num_fewshot", str(config.num_fewshot)]
-        if config.apply_chat_template:
-            cmd += ["--apply_chat_template"]
-            multiturn = True if config.fewshot_as_multiturn is None else config.fewshot_as_multiturn
-            cmd += ["--fewshot_as_multiturn", "true" if multiturn else "false"]
-        if config.system_prompt:
-            cmd += ["--system_instruction", config.system_prompt]
-        if config.max_gen_tokens:
-            cmd += ["--gen_kwargs", f"max_gen_toks={config.max_gen_tokens}"]
-        cmd += common + ["--output_path", f"{out_root}/lm_eval", "--log_samples"]
-        lines.append(shlex.join(cmd))
+        from persianllama.eval.runner import GENERATION_TASK
+
+        # persian_generation in its own line when its prompt format (generation_template) is known to differ
+        gen_chat = {"chat": True, "plain": False}.get(config.generation_template)
+        runs = [(rest, config.apply_chat_template)]
+        if GENERATION_TASK in rest and gen_chat is not None and gen_chat != config.apply_chat_template:
+            others = [n for n in rest if n != GENERATION_TASK]
+            runs = ([(others, config.apply_chat_template)] if others else []) + [([GENERATION_TASK], gen_chat)]
+        elif GENERATION_TASK in rest and gen_chat is None and not config.apply_chat_template:
+            lines.append(
+                f"# {GENERATION_TASK}: persianllama evaluate gives its prompts through the chat template when the "
+                "tokenizer has one (generation_template=auto); for a chat model run it on its own line with "
+                "--apply_chat_template"
+            )
+        for i, (run_names, chat) in enumerate(runs):
+            suffix = "" if i == 0 else "_generation"
+            lines.append(shlex.join(_rest_command(config, run_names, chat, common, f"{out_root}/lm_eval{suffix}")))
     return lines
+
+
+def _rest_command(config: EvalConfig, names: list[str], chat: bool, common: list[str], output: str) -> list[str]:
+    cmd = ["lm_eval", "--model", "hf", "--model_args", _model_args(config, False), "--tasks", ",".join(names)]
+    if config.num_fewshot is not None:
+        cmd += ["--num_fewshot", str(config.num_fewshot)]
+    if chat:
+        cmd += ["--apply_chat_template"]
+        multiturn = True if config.fewshot_as_multiturn is None else config.fewshot_as_multiturn
+        cmd += ["--fewshot_as_multiturn", "true" if multiturn else "false"]
+    if config.system_prompt:
+        cmd += ["--system_instruction", config.system_prompt]
+    if config.max_gen_tokens:
+        cmd += ["--gen_kwargs", f"max_gen_toks={config.max_gen_tokens}"]
+    return cmd + common + ["--output_path", output, "--log_samples"]
 
 
 def list_tasks(data: dict | None = None, data_dir: str | None = None) -> str:

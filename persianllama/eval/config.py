@@ -65,6 +65,11 @@ class EvalConfig:
     models, and for the *_chat tasks as the chat leaderboards run them"""
     system_prompt: str | None = None
     """System message (with --apply-chat-template) or text put before every prompt (without)"""
+    generation_template: Literal["auto", "chat", "plain"] = "auto"
+    """How persian_generation's prompts reach the model: auto: each prompt as a user message through the
+    tokenizer's chat template when it has one (a chat model), as plain text to continue when it has none;
+    chat: always the template (refused without one); plain: always plain text. The other tasks follow
+    apply_chat_template"""
     fewshot_as_multiturn: bool | None = None
     """Few-shot examples as separate user/assistant turns (default: yes with the chat template, as lm_eval)"""
 

@@ -248,11 +248,33 @@ def generation_samples(samples: dict[str, list], k: int) -> list[dict[str, Any]]
         out.append(
             {
                 "prompt": row["doc"]["prompt"],
+                "input": model_input(row),
                 "continuation": text,
                 "persian_share": persian_script_share(text),
             }
         )
     return out
+
+
+def model_input(row: dict[str, Any]) -> str:
+    """The text a generation sample's model was given (lm-eval's first argument: the prompt, rendered through the
+    chat template when one was applied)."""
+    args = row.get("arguments") or []
+    if isinstance(args, dict):  # older lm-eval: {"gen_args_0": {"arg_0": text, "arg_1": kwargs}}
+        first = next(iter(args.values()), {})
+        return str(first.get("arg_0", "")) if isinstance(first, dict) else ""
+    first = args[0] if args else ""
+    return str(first[0] if isinstance(first, (list, tuple)) and first else first)
+
+
+def generation_format(meta: dict[str, Any]) -> str:
+    """One line for report.md: how persian_generation's prompts reached the model."""
+    if meta.get("generation_chat_template"):
+        return (
+            "Prompt format: **chat template** (each prompt as a user message through the tokenizer's chat template, "
+            f"generation_template={meta.get('generation_template', 'auto')}): greedy answers of a chat model."
+        )
+    return "Prompt format: **plain text** (no chat template): greedy continuations of the prompts."
 
 
 def _leaderboard_lines(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -354,6 +376,10 @@ def render_report(results: dict[str, Any], samples_shown: list[dict[str, Any]]) 
     info = meta.get("model_info", {})
     v = meta.get("versions", {})
     chat = "yes" if meta.get("apply_chat_template") else "no"
+    if meta.get("generation_chat_template") is not None and bool(meta["generation_chat_template"]) != bool(
+        meta.get("apply_chat_template")
+    ):
+        chat += f"; persian_generation: {'yes' if meta['generation_chat_template'] else 'no'}"
     if meta.get("system_prompt"):
         chat += f", system prompt «{_md_cell(meta['system_prompt'])}»"
     lines = [f"# Persian evaluation: {meta.get('label', meta.get('model'))}", ""]
@@ -423,9 +449,11 @@ def render_report(results: dict[str, Any], samples_shown: list[dict[str, Any]]) 
         lines += [
             "## Generation samples",
             "",
-            "Greedy continuations of Persian prompts (all of them are in samples/persian_generation.jsonl).",
+            generation_format(meta) + " All of them are in samples/persian_generation.jsonl.",
             "",
         ]
+        if meta.get("generation_chat_template") and samples_shown[0].get("input"):
+            lines += ["The first prompt as the model saw it:", "", "```", samples_shown[0]["input"], "```", ""]
         for i, s in enumerate(samples_shown, 1):
             lines += [
                 f"**{i}.** Persian script {s['persian_share']:.0%}",

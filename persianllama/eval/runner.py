@@ -26,7 +26,8 @@ log = logging.getLogger("persianllama.eval")
 TASK_DIR = Path(__file__).resolve().parent / "tasks"
 BPB_TASK = "persian_bpb"
 ALL_TASKS = [BPB_TASK, "persian_nlu", "persian_generation"]
-GENERATIVE = {"parsinlu_rc", "persianqa", "persian_generation"}
+GENERATION_TASK = "persian_generation"
+GENERATIVE = {"parsinlu_rc", "persianqa", GENERATION_TASK}
 DATA_KEYS = ("text", "generation", "translation")
 """--data keys besides the data sets' own (data.DATASETS) and the built-in tasks' names."""
 
@@ -265,6 +266,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
             "(chat_template in tokenizer_config.json or chat_template.jinja); evaluate a chat model, "
             "pass --tokenizer with one, or drop the flag"
         )
+    generation_chat = (generation_uses_chat_template(config, loaded.tokenizer, loaded.info["tokenizer"])
+                       if GENERATION_TASK in names else config.apply_chat_template)
 
     from lm_eval import simple_evaluate
 
@@ -314,49 +317,57 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         results["n-shot"][BPB_TASK] = 0
 
     lm_names = [n for n in names if n != BPB_TASK]
-    if lm_names:
+    # One lm-eval run per prompt format: persian_generation goes on its own when its format (generation_template)
+    # differs from the other tasks' (apply_chat_template), e.g. a chat model's answers next to plain cloze tasks.
+    chat_runs: list[tuple[list[str], bool]] = []
+    if GENERATION_TASK in lm_names and generation_chat != config.apply_chat_template:
+        rest = [n for n in lm_names if n != GENERATION_TASK]
+        chat_runs = [(rest, config.apply_chat_template)] if rest else []
+        chat_runs.append(([GENERATION_TASK], generation_chat))
+    elif lm_names:
+        chat_runs = [(lm_names, config.apply_chat_template)]
+    if chat_runs:
         gen_kwargs = {"max_gen_toks": config.max_gen_tokens} if config.max_gen_tokens else None
-        multiturn = (
-            config.apply_chat_template if config.fewshot_as_multiturn is None else config.fewshot_as_multiturn
-        )
         t0 = time.perf_counter()
         from persianllama.eval.builtin import hub_mode
 
         from_hub = [n for n in builtin_names(lm_names) if n not in manager.overrides]
-        with hub_mode() if from_hub else contextlib.nullcontext():  # read at once from the cache when offline
-            out = simple_evaluate(
-                model=lm,
-                tasks=lm_names,
-                num_fewshot=config.num_fewshot,
-                limit=config.limit,
-                task_manager=manager,
-                log_samples=True,
-                bootstrap_iters=config.bootstrap_iters,
-                gen_kwargs=gen_kwargs,
-                apply_chat_template=config.apply_chat_template,
-                system_instruction=config.system_prompt,
-                fewshot_as_multiturn=bool(multiturn),
-                random_seed=config.seed,
-                numpy_random_seed=config.seed,
-                torch_random_seed=config.seed,
-                fewshot_random_seed=config.seed,
-            )
+        for run_names, chat in chat_runs:
+            multiturn = chat and (True if config.fewshot_as_multiturn is None else config.fewshot_as_multiturn)
+            with hub_mode() if from_hub else contextlib.nullcontext():  # read at once from the cache when offline
+                out = simple_evaluate(
+                    model=lm,
+                    tasks=run_names,
+                    num_fewshot=config.num_fewshot,
+                    limit=config.limit,
+                    task_manager=manager,
+                    log_samples=True,
+                    bootstrap_iters=config.bootstrap_iters,
+                    gen_kwargs=gen_kwargs,
+                    apply_chat_template=chat,
+                    system_instruction=config.system_prompt,
+                    fewshot_as_multiturn=bool(multiturn),
+                    random_seed=config.seed,
+                    numpy_random_seed=config.seed,
+                    torch_random_seed=config.seed,
+                    fewshot_random_seed=config.seed,
+                )
+            samples.update(out.pop("samples", {}) or {})
+            for key in (
+                "results",
+                "groups",
+                "group_subtasks",
+                "configs",
+                "versions",
+                "n-shot",
+                "higher_is_better",
+                "n-samples",
+            ):
+                results[key].update(out.get(key) or {})
+            for key in ("config", "git_hash", "date", "total_evaluation_time_seconds"):
+                if key in out and key not in results:
+                    results[key] = out[key]
         timings["lm_eval"] = time.perf_counter() - t0
-        samples = out.pop("samples", {}) or {}
-        for key in (
-            "results",
-            "groups",
-            "group_subtasks",
-            "configs",
-            "versions",
-            "n-shot",
-            "higher_is_better",
-            "n-samples",
-        ):
-            results[key].update(out.get(key) or {})
-        for key in ("config", "git_hash", "date", "total_evaluation_time_seconds"):
-            if key in out:
-                results[key] = out[key]
 
     n_examples = sum(v.get("effective", 0) for v in results["n-samples"].values())
     eval_seconds = sum(v for k, v in timings.items() if k != "load_model")
@@ -374,6 +385,8 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         "batch_size": config.batch_size,
         "seed": config.seed,
         "apply_chat_template": config.apply_chat_template,
+        "generation_template": config.generation_template,
+        "generation_chat_template": generation_chat if GENERATION_TASK in lm_names else None,
         "system_prompt": config.system_prompt,
         "data_dir": config.data_dir or os.environ.get("PERSIANLLAMA_EVAL_DATA"),
         "data": config.data,
@@ -393,6 +406,21 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
 
     write_outputs(results, samples, Path(config.output), report_samples=config.report_samples)
     return results
+
+
+def generation_uses_chat_template(config: EvalConfig, tokenizer, tokenizer_name: str) -> bool:
+    """Whether persian_generation's prompts go through the chat template (`generation_template`): auto: when the
+    tokenizer has one, so a chat model answers the prompts in the format it was tuned on and a base model
+    continues them as before."""
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if config.generation_template == "chat" and not has_template:
+        raise UserError(
+            f"generation_template=chat: tokenizer {tokenizer_name} has no chat template; evaluate a chat model, "
+            "pass --tokenizer with one, or use generation_template=auto"
+        )
+    if config.generation_template == "auto":
+        return has_template
+    return config.generation_template == "chat"
 
 
 def _analyse(results, samples, lm, info, config: EvalConfig, leaf_tasks: list[str], max_length: int) -> dict:

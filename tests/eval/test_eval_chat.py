@@ -216,3 +216,79 @@ def test_printed_lm_eval_command_gives_the_same_numbers(
         for key, value in metrics.items():
             if "," in key and "_stderr" not in key:
                 assert theirs[task][key] == pytest.approx(value), (task, key)
+
+
+# --------------------------------------------------------------------------- persian_generation for chat models
+
+
+@pytest.fixture(scope="module")
+def chat_model_dir(tmp_path_factory, tiny_model, chat_tokenizer):
+    """The tiny model saved with a tokenizer that has a chat template: a "chat model" as the harness sees it."""
+    path = tmp_path_factory.mktemp("tiny-chat")
+    tiny_model.save_pretrained(path)
+    chat_tokenizer.save_pretrained(path)
+    return path
+
+
+def _generation_run(model_dir, data_dir, out, **kw):
+    config = EvalConfig(model=str(model_dir), tasks=["persian_generation", "parsinlu_entailment"], output=str(out),
+                        data_dir=str(data_dir), limit=2, max_gen_tokens=3, batch_size=4, bootstrap_iters=0,
+                        dtype="fp32", device="cpu", **kw)
+    res = evaluate(config)
+    rows = {task: [json.loads(x) for x in (out / "samples" / f"{task}.jsonl").read_text("utf-8").splitlines()]
+            for task in ("persian_generation", "parsinlu_entailment")}
+    return res, rows, (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_generation_prompts_go_through_a_chat_models_template(chat_model_dir, chat_tokenizer, task_data_dir,
+                                                              tmp_path):
+    res, rows, report = _generation_run(chat_model_dir, task_data_dir, tmp_path / "chat")
+    assert len(rows["persian_generation"]) == 2
+    for row in rows["persian_generation"]:
+        expected = chat_tokenizer.apply_chat_template([{"role": "user", "content": row["doc"]["prompt"]}],
+                                                      tokenize=False, add_generation_prompt=True)
+        assert row["arguments"][0][0] == expected  # what generate() was given: the template's rendering
+        assert expected.startswith("<s>user\n") and expected.endswith("<s>assistant\n")
+    for row in rows["parsinlu_entailment"]:  # the other tasks keep apply_chat_template (off here)
+        assert "<s>user" not in row["arguments"][0][0] and "<s>assistant" not in row["arguments"][0][0]
+    meta = res["persianllama"]
+    assert meta["generation_chat_template"] is True and meta["apply_chat_template"] is False
+    assert "Prompt format: **chat template**" in report
+    assert "| chat template | no; persian_generation: yes |" in report
+    assert "```\n<s>user\n" + rows["persian_generation"][0]["doc"]["prompt"] in report
+
+    # generation_template=plain: the same chat model continues the raw prompts
+    res, rows, report = _generation_run(chat_model_dir, task_data_dir, tmp_path / "plain",
+                                        generation_template="plain")
+    assert all(r["arguments"][0][0] == r["doc"]["prompt"] for r in rows["persian_generation"])
+    assert res["persianllama"]["generation_chat_template"] is False
+    assert "Prompt format: **plain text**" in report and "<s>user" not in report
+
+
+def test_generation_prompts_stay_plain_without_a_template(model_dir, task_data_dir, tmp_path):
+    res, rows, report = _generation_run(model_dir, task_data_dir, tmp_path / "base")
+    assert all(r["arguments"][0][0] == r["doc"]["prompt"] for r in rows["persian_generation"])
+    assert res["persianllama"]["generation_chat_template"] is False
+    assert "Prompt format: **plain text**" in report and "| chat template | no |" in report
+
+    from persianllama.errors import UserError
+
+    with pytest.raises(UserError, match="generation_template=chat: tokenizer .* has no chat template"):
+        _generation_run(model_dir, task_data_dir, tmp_path / "forced", generation_template="chat")
+
+
+def test_lm_eval_command_gives_the_generation_format(model_dir, task_data_dir):
+    from persianllama.eval.commands import lm_eval_commands
+
+    def commands(**kw):
+        config = EvalConfig(model=str(model_dir), tasks=["parsinlu_entailment", "persian_generation"],
+                            data_dir=str(task_data_dir), output="o", **kw)
+        return [shlex.split(x) for x in lm_eval_commands(config) if x.startswith("lm_eval ")], lm_eval_commands(config)
+
+    (one,), text = commands()  # auto: lm_eval cannot know the tokenizer; a comment says what to do
+    assert "--apply_chat_template" not in one and any("generation_template=auto" in x for x in text)
+    (rest, gen), _ = commands(generation_template="chat")
+    assert rest[rest.index("--tasks") + 1] == "parsinlu_entailment" and "--apply_chat_template" not in rest
+    assert gen[gen.index("--tasks") + 1] == "persian_generation" and "--apply_chat_template" in gen
+    (rest, gen), _ = commands(generation_template="plain", apply_chat_template=True)
+    assert "--apply_chat_template" in rest and "--apply_chat_template" not in gen
