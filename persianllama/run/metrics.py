@@ -255,7 +255,8 @@ def summarize(path: Path) -> dict:
 
 
 def plot_loss_curve(metrics: Path, out_png: Path, *, title: str | None = None) -> Path | None:
-    """Training loss (and validation loss, bits-per-byte when measured) against step; written atomically."""
+    """Training loss (its named terms ``loss_*`` too, and validation loss, bits-per-byte when measured) against
+    step; written atomically."""
     train, evals = read_metrics(metrics)
     if not train:
         return None
@@ -268,6 +269,12 @@ def plot_loss_curve(metrics: Path, out_png: Path, *, title: str | None = None) -
     ax = axes[0][0]
     steps = sorted(train)
     ax.plot(steps, [train[s]["loss"] for s in steps], label="training loss", lw=1)
+    # the named terms of a loss made of several (distillation: loss_ce, loss_kd), each its own line
+    parts = sorted({k for r in train.values() for k in r if k.startswith("loss_")
+                    and isinstance(r[k], (int, float))})
+    for k in parts:
+        have = [s for s in steps if isinstance(train[s].get(k), (int, float))]
+        ax.plot(have, [train[s][k] for s in have], label=k.removeprefix("loss_").replace("_", " "), lw=1, alpha=0.8)
     if evals:
         es = sorted(evals)
         ax.plot(es, [evals[s]["loss"] for s in es], "o-", label="validation loss")
