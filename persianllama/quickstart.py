@@ -18,7 +18,9 @@ Steps, in order (each one is the command a user would run, with the sample's sma
 7. evaluate    `persianllama evaluate` for the models on held-out sample text and the bundled task files
                (the instruction-tuned Zero model answers the generation prompts through its chat
                template), then `--compare`
-8. report      runs/quickstart/report.md with every number, table and plot linked
+8. distill     `persianllama distill`: the Zero model teaches a student half its width (forward KL on
+               the teacher's distributions), next to the same student trained with CE alone for the same steps
+9. report      runs/quickstart/report.md with every number, table and plot linked
 
 A step whose outputs are already there is reused (`--fresh` starts over).
 """
@@ -43,7 +45,7 @@ log = logging.getLogger("persianllama.quickstart")
 ROOT = Path(__file__).resolve().parents[1]
 # The report is written after them. sft_lora is a step of its own (not part of sft): its time shows in the report's
 # step table, `--steps sft_lora` reruns it alone, and the sft step's outputs stay what they were.
-STEPS = ["corpus", "tokenizer", "zero", "lora", "sft", "sft_lora", "evaluate"]
+STEPS = ["corpus", "tokenizer", "zero", "lora", "sft", "sft_lora", "evaluate", "distill"]
 
 
 @dataclass
@@ -64,6 +66,8 @@ class QuickstartConfig:
     """Instruction-tuning steps of the Zero model on the bundled Persian conversations."""
     sft_lora_steps: Count = 60
     """Instruction-tuning steps of the LoRA model (its adapter continued) on the same conversations."""
+    distill_steps: Count = 100
+    """Steps of each student in the distillation step (distilled, and CE only for comparison)."""
     processes: Count = 2
     """Ranks for the `deepspeed` launcher (CPU processes; on a GPU machine, GPUs)."""
     eval_limit: Count = 20
@@ -329,6 +333,26 @@ TASKS_DIR = ROOT / "corpora" / "sample" / "tasks"
 EVAL_TASKS = "persian_bpb,persian_nlu,persian_generation"
 
 
+def step_distill(cfg: QuickstartConfig, out: Path) -> dict:
+    """The Zero model teaches a student of half its width (forward KL on its full distribution, online); the same
+    student trained with CE alone for the same steps is the comparison. a = 0.9, T = 1: on this sample a = 0.5 or
+    T = 2, or the top-32 cache (the tail bucket holds much of a tiny teacher's mass), taught less in 100 steps."""
+    runs = {"kd": ["kd.alpha=0.9", "kd.temperature=1"], "ce": ["kd.alpha=0"]}
+    summaries = {}
+    for name, kd in runs.items():
+        run = out / "distill" / name
+        if not (run / "distill_summary.json").exists():
+            persianllama("distill", "--teacher", str(out / "zero" / "hf"), "--student-config",
+                         str(ROOT / "configs" / "tiny.yaml"), "--tokenizer", str(out / "tokenizer"),
+                         "--corpus", str(out / "corpus"), "--output", str(run), "model.hidden_size=32",
+                         "model.intermediate_size=86", f"train.max_steps={cfg.distill_steps}",
+                         f"data.cache_dir={out / 'cache'}", f"checkpoint.save_interval={cfg.distill_steps}",
+                         "log.progress_bar=false", "ds_config=" + str(ROOT / "ds_configs" / "zero0.json"), *kd,
+                         log_file=out / "logs" / f"distill_{name}.log")
+        summaries[name] = json.loads((run / "distill_summary.json").read_text(encoding="utf-8"))
+    return {"runs": summaries, "teacher": summarize(out / "zero" / "metrics.jsonl")}
+
+
 def validation_text(out: Path) -> Path:
     """The Zero run's held-out validation documents (never trained on): bits-per-byte for every model."""
     found = sorted((out / "cache").glob("*/val.jsonl"))
@@ -459,6 +483,38 @@ def headline(out: Path, results: dict) -> list[str]:
             label = data.get("persianllama", {}).get("label", name)
             if bpb is not None:
                 lines.append(f"{label}: {bpb:.3f} bits per byte on held-out sample text")
+    runs = (results.get("distill") or {}).get("runs") or {}
+    if runs.get("kd", {}).get("kl_to_teacher") is not None and runs.get("ce", {}).get("kl_to_teacher") is not None:
+        lines.append(f"distilled student: KL to the Zero model {runs['kd']['kl_to_teacher']:.3f} "
+                     f"(CE only: {runs['ce']['kl_to_teacher']:.3f}) nats/token")
+    return lines
+
+
+def distill_section(distill: dict | None) -> list[str]:
+    if not distill or not distill.get("runs"):
+        return []
+    kd, ce = distill["runs"].get("kd", {}), distill["runs"].get("ce", {})
+    teacher = (distill.get("teacher") or {}).get("eval_last") or {}
+
+    def row(name: str, s: dict) -> str:
+        val = s.get("val") or {}
+        kl = s.get("kl_to_teacher")
+        return (f"| {name} | {val.get('bits_per_byte', float('nan')):.4f} | "
+                f"{'' if kl is None else f'{kl:.4f}'} | {s.get('step')} |")
+
+    lines = ["", "## 7. Distillation (the Zero model teaches a student half its width)", "",
+             "`persianllama distill`: loss (1 - a) CE + a T^2 KL(teacher || student) with a = 0.9, T = 1, on the "
+             "teacher's full distributions ([distill/kd/hf](distill/kd/hf)); the same student with CE only (a = 0) "
+             "for the same steps beside it. KL is measured on the held-out documents at T = 1.", "",
+             "| student | held-out bits/byte | KL(teacher || student), nats/token | steps |", "|---|---|---|---|",
+             row("distilled (KD)", kd), row("CE only", ce)]
+    if teacher.get("bits_per_byte") is not None:
+        lines.append(f"| (the teacher: Zero model) | {teacher['bits_per_byte']:.4f} | 0 | |")
+    if kd.get("kl_to_teacher") is not None and ce.get("kl_to_teacher") is not None:
+        closer = "closer to" if kd["kl_to_teacher"] < ce["kl_to_teacher"] else "not closer to"
+        lines += ["", f"The distilled student ends {closer} the teacher than the CE-only one "
+                      f"({kd['kl_to_teacher']:.4f} vs {ce['kl_to_teacher']:.4f} nats/token).", "",
+                  "![distillation loss curve (CE and KD terms)](distill/kd/loss_curve.png)"]
     return lines
 
 
@@ -530,6 +586,7 @@ def write_report(cfg: QuickstartConfig, out: Path, results: dict, seconds: dict)
         lines += ["", "## 6. Evaluation (held-out sample text and the bundled task files)", "", body, "",
                   "![evaluation](eval/compare/chart.png)"]
         lines += generation_samples(out, [Path(r) for r in ev.get("runs", [])])
+    lines += distill_section(results.get("distill"))
     path = out / "report.md"
     from persianllama import atomic
 
@@ -541,7 +598,7 @@ def write_report(cfg: QuickstartConfig, out: Path, results: dict, seconds: dict)
 # Entry point
 
 STEP_FUNCS = {"corpus": step_corpus, "tokenizer": step_tokenizer, "zero": step_zero, "lora": step_lora,
-              "sft": step_sft, "sft_lora": step_sft_lora, "evaluate": step_evaluate}
+              "sft": step_sft, "sft_lora": step_sft_lora, "evaluate": step_evaluate, "distill": step_distill}
 
 
 def run(cfg: QuickstartConfig, steps: list[str], fresh: bool = False) -> Path:

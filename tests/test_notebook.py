@@ -32,7 +32,7 @@ def test_notebook_runs_end_to_end_at_smoke_size(tmp_path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     smoke = nbformat.v4.new_code_cell(
-        f'OUTPUT = {str(tmp_path / "colab")!r}\nZERO_STEPS = 20\nLORA_STEPS = 4\nSFT_STEPS = 6\nSFT_LORA_STEPS = 5\nEVAL_LIMIT = 4\n'
+        f'OUTPUT = {str(tmp_path / "colab")!r}\nZERO_STEPS = 20\nLORA_STEPS = 4\nSFT_STEPS = 6\nSFT_LORA_STEPS = 5\nEVAL_LIMIT = 4\nDISTILL_STEPS = 6\n'
         "USE_HUB_WIKIPEDIA = False"
     )
     smoke.metadata["tags"] = ["injected-parameters"]
@@ -41,7 +41,7 @@ def test_notebook_runs_end_to_end_at_smoke_size(tmp_path):
     out = tmp_path / "colab"
     report = (out / "report.md").read_text(encoding="utf-8")
     for section in ("## 1. Corpus", "## 2. Tokenizers", "## 3. Zero track", "## 4. LoRA track", "## 5. Instruction tuning",
-                    "## 6. Evaluation"):
+                    "## 6. Evaluation", "## 7. Distillation"):
         assert section in report
     assert (out / "zero" / "hf" / "model.safetensors").exists()
     # The numbers come from the runs' own metrics, through the shared writer's schema.
@@ -78,3 +78,11 @@ def test_notebook_runs_end_to_end_at_smoke_size(tmp_path):
     assert all("### کاربر:" not in json.loads(x)["arguments"][0][0] for x in base_rows)
     results = json.loads((out / "eval" / "zero" / "results.json").read_text(encoding="utf-8"))
     assert "persian_bpb" in results["results"]
+
+    # Distillation: both students' numbers in the report are their own summaries' (held-out bpb, KL to the teacher).
+    for name in ("kd", "ce"):
+        summary = json.loads((out / "distill" / name / "distill_summary.json").read_text("utf-8"))
+        assert summary["step"] == 6 and summary["kl_to_teacher"] > 0, name
+        assert f"| {summary['val']['bits_per_byte']:.4f} | {summary['kl_to_teacher']:.4f} | 6 |" in report, name
+    kd_train, _ = read_metrics(out / "distill" / "kd" / "metrics.jsonl")
+    assert all("loss_ce" in r and "loss_kd" in r for r in kd_train.values())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -163,8 +164,9 @@ def _uld_loss(cfg: DistillConfig, teacher, student_tok, data):
         batch = crossvocab.plan(ids, student_pieces, teacher.tokenizer, teacher_pieces, max_len=max_len)
         parts = {"loss_ce": ce.detach(), "kd_skipped": torch.tensor(float(batch.skipped)),
                  "kd_positions": torch.tensor(float(batch.n_pairs))}
-        if not batch.n_pairs:
-            parts["loss_kd"] = torch.zeros(())
+        if not batch.n_pairs:  # every rank reports the same parts each step (they are added over ranks)
+            zero = torch.zeros(())
+            parts |= {"loss_kd": zero, "loss_uld": zero} | ({"loss_matched_kl": zero} if kd.hybrid and len(s_ids) else {})
             return losses.mix(ce, ce * 0, a), parts
         rows = torch.as_tensor(np.concatenate(batch.student_rows))
         pos = torch.as_tensor(np.concatenate(batch.student_pos))
@@ -245,6 +247,11 @@ def summarize(cfg: DistillConfig, teacher_box: dict) -> dict:
                "kd": kd_settings(cfg) | {"kd.mode": cfg.kd.mode}, "teacher": cfg.teacher.model,
                "teacher_adapter": cfg.teacher.adapter, "hf": str(out / "hf")}
     teacher = teacher_box.get("teacher")
+    if teacher is None and cfg.teacher.model and (out / "hf").is_dir():  # kd.alpha=0: a baseline's distance too
+        from persianllama.distill.teacher import load_teacher
+        from persianllama.run.device import device_type
+
+        teacher = load_teacher(cfg.teacher, device_type())
     if teacher is not None and (out / "hf").is_dir():
         tok = AutoTokenizer.from_pretrained(str(out / "hf"))
         if same_vocabulary(tok, teacher.tokenizer):
@@ -294,7 +301,7 @@ def run(cfg: DistillConfig, *, on_step=None, local_rank: int | None = None) -> i
                               "kd": configlib.to_dict(cfg.kd)})
     with contextlib.ExitStack() as cleanup:
         code = run_config(cfg, cleanup, on_step=on_step, local_rank=local_rank, extension=ext)
-    if code == 0 and cfg.export:
+    if code == 0 and cfg.export and int(os.environ.get("RANK", "0")) == 0:  # rank 0 exported; it measures too
         summary = summarize(cfg, teacher_box)
         readme = Path(cfg.out_dir) / "hf" / "README.md"
         if summary.get("kl_to_teacher") is not None and readme.is_file():  # measured after the export: added now
