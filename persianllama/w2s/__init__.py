@@ -1,0 +1,1 @@
+"""Weak-to-strong generalization on Persian classification tasks (`persianllama w2s`)."""
