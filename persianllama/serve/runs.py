@@ -124,9 +124,23 @@ def track(run: Run) -> str:
     p = run.path
     if (p / "adapter").is_dir() or (p / "memory_plan.json").is_file():
         return "LoRA"
+    if (p / "distill_summary.json").is_file() or _has_teacher(p / "config.yaml"):
+        return "Distillation"  # the Zero track's run with a teacher (persianllama distill)
     if (p / "ds_config.json").is_file():
         return "Zero"
     return p.name
+
+
+def _has_teacher(config: Path) -> bool:
+    if not config.is_file() or config.stat().st_size > 1 << 20:
+        return False
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("kd"), dict)
 
 
 def root_names(roots: list[Path]) -> list[str]:
