@@ -24,12 +24,14 @@ def tempered_logprobs(logits, temperature: float):
     return torch.log_softmax(logits.float() / temperature, dim=-1)
 
 
-def _kl(p_log, q_log):
-    """KL(p || q) per row, with 0 * log 0 = 0 (a bucket of zero mass costs nothing)."""
-    import torch
+LOG_FLOOR = -1.0e4
+"""The log of an empty bucket (the rest of the mass when the top-k holds all of it): exp() of it is exactly 0 in
+fp32, and unlike -inf it keeps 0 * (log p - log q) at 0, so `_kl` needs no mask over the whole vocabulary."""
 
-    p = p_log.exp()
-    return torch.where(p > 0, p * (p_log - q_log), torch.zeros_like(p)).sum(-1)
+
+def _kl(p_log, q_log):
+    """KL(p || q) per row; log-probabilities are finite (`LOG_FLOOR` for empty buckets), so no mask is needed."""
+    return (p_log.exp() * (p_log - q_log)).sum(-1)
 
 
 def divergence(student_log, teacher_log, kind: Kind):
@@ -55,7 +57,7 @@ def topk_buckets(teacher_log, k: int):
     (indices [N, k] int64, log-probs [N, k], log tail [N]); what the cache stores."""
 
     values, indices = teacher_log.topk(k, dim=-1)
-    tail = teacher_log.scatter(-1, indices, float("-inf")).logsumexp(-1)
+    tail = teacher_log.scatter(-1, indices, float("-inf")).logsumexp(-1).clamp(min=LOG_FLOOR)
     return indices, values, tail
 
 
@@ -67,7 +69,7 @@ def bucket_logprobs(log_probs, indices, tail=None):
 
     picked = log_probs.gather(-1, indices)
     if tail is None:
-        tail = log_probs.scatter(-1, indices, float("-inf")).logsumexp(-1)
+        tail = log_probs.scatter(-1, indices, float("-inf")).logsumexp(-1).clamp(min=LOG_FLOOR)
     return torch.cat([picked, tail.unsqueeze(-1)], dim=-1)
 
 
