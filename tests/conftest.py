@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -10,6 +11,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PERSIANLLAMA_SHARED", ROOT.parent / "shared"))
 SAMPLE = ROOT / "corpora" / "sample"
+
+
+def load_file(name: str, path: Path):
+    """A Python file loaded as module `name` (another folder's conftest, whose builders a test reuses)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 # Hand-written Persian paragraphs (original text for the tests), each well over 50 words.
 PERSIAN_DOCS = [

@@ -4,25 +4,19 @@ save_pretrained, and a Parquet corpus of Persian documents written for the tests
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from tests.conftest import load_file
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-data_assets = _load("distill_data_assets", ROOT / "tests" / "data" / "conftest.py")
+data_assets = load_file("distill_data_assets", ROOT / "tests" / "data" / "conftest.py")
 
 # Persian with what makes byte alignment hard: ZWNJ inside words, Persian and Latin digits, Latin words, and
 # characters the SentencePiece vocabulary below never saw (spelled in byte-fallback pieces: «ژ», «ۀ», «€», «😊»).

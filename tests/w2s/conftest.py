@@ -3,27 +3,21 @@ task files' text, and two tiny LLaMAs (a weak and a wider, deeper strong one) sa
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from tests.conftest import load_file
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = ROOT / "corpora" / "sample" / "tasks"
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-data_assets = _load("w2s_data_assets", ROOT / "tests" / "data" / "conftest.py")
-sft_assets = _load("w2s_sft_assets", ROOT / "tests" / "sft" / "conftest.py")
+data_assets = load_file("w2s_data_assets", ROOT / "tests" / "data" / "conftest.py")
+sft_assets = load_file("w2s_sft_assets", ROOT / "tests" / "sft" / "conftest.py")
 
 
 def task_texts() -> list[str]:
