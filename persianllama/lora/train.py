@@ -93,9 +93,10 @@ def run(cfg: LoraConfig) -> dict:
         return _run(cfg)
 
 
-def prepare_run(cfg: LoraConfig, *, require_corpus: bool = True):
+def prepare_run(cfg: LoraConfig, *, require_corpus: bool = True, show_plan: bool = True):
     """Steps 1 of every adapter run (this track, SFT): resolve and refuse without loading weights, then the
-    memory plan (printed, saved to out_dir/memory_plan.json, enforced when asked)."""
+    memory plan (printed unless `show_plan` is False, e.g. for the many small runs of one experiment; always saved
+    to out_dir/memory_plan.json and enforced when asked)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from persianllama.lora import preflight as checks
     from persianllama.lora.plan import GIB, estimate, format_plan
@@ -104,7 +105,7 @@ def prepare_run(cfg: LoraConfig, *, require_corpus: bool = True):
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plan = estimate(checks.plan_inputs(setup))
-    log.info("%s", format_plan(plan))
+    log.log(logging.INFO if show_plan else logging.DEBUG, "%s", format_plan(plan))
     write_json(out / "memory_plan.json", plan.to_dict())
     if cfg.plan.enforce and setup.device == "cuda" and not plan.fits:
         raise UserError(f"the memory plan predicts {plan.total / GIB:.1f} GiB, more than the "

@@ -183,7 +183,7 @@ def train_model(cfg: W2sConfig, sub, task: TaskData, name: str, rows: list[Row],
         log.info("%s: finished earlier (%s)", name, done)
         return json.loads(done.read_text(encoding="utf-8"))
     t0 = time.perf_counter()
-    setup, plan = prepare_run(sub, require_corpus=False)
+    setup, plan = prepare_run(sub, require_corpus=False, show_plan=False)  # 4 models x runs: in memory_plan.json
     tok = setup.tok
     enc = encode(tok, rows, task.choices, task.delimiter, sub.train.seq_len)
     mode = resolve_mode(cfg.scoring, enc.choices)
