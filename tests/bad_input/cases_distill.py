@@ -17,9 +17,11 @@ def _nothing_written(tmp: Path, result) -> None:
     assert not (tmp / "run" / "checkpoints").exists() and not (tmp / "run" / "hf").exists()
 
 
-def distill(id: str, extra: list[str], words: list[str], teacher: list[str] | None = None, exit: int = 2) -> Case:
+def distill(id: str, extra: list[str], words: list[str], teacher: list[str] | None = None, exit: int = 2,
+            student: list[str] | None = None) -> Case:
     flags = ["--teacher", "{teacher}"] if teacher is None else teacher
-    return Case(f"distill-{id}", ["distill", *flags, "--student-config", "{repo}/configs/tiny.yaml", "--tokenizer",
+    student = ["--student-config", "{repo}/configs/tiny.yaml"] if student is None else student
+    return Case(f"distill-{id}", ["distill", *flags, *student, "--tokenizer",
                                   "{tok}", "--corpus", "{corpus}", "--output", "{tmp}/run", "train.max_steps=1",
                                   "train.seq_len=32", "train.micro_batch_size=2", "log.progress_bar=false",
                                   "data.cache_dir={tmp}/cache", *extra],
@@ -42,6 +44,9 @@ CASES = [
     distill("unknown-setting", ["kd.alhpa=0.5"], ["kd.alhpa"]),
     distill("student-and-config", [], ["--student"],
             teacher=["--teacher", "{teacher}", "--student", "{teacher}"]),
+    distill("student-missing", [], ["model.init_from", "no-student"], student=["--student", "{tmp}/no-student"]),
+    distill("instructions-without-sequence", ["kd.instructions=[{tmp}/chats.jsonl]", "kd.mode=logits"],
+            ["kd.instructions", "kd.mode=sequence"]),
     distill("corpus-missing", ["data.corpus=[{tmp}/no-corpus]"], ["no-corpus"]),
     distill("teacher-precision-fp16", ["teacher.precision=fp16"], ["teacher.precision"]),
 ]

@@ -212,3 +212,18 @@ def test_instruction_data_needs_a_chat_teacher(distill_assets, tmp_path, capsys)
             str(ROOT / "corpora" / "sample" / "instructions" / "conversations.jsonl"), "--output", str(tmp_path / "r")]
     assert main(["distill", *args]) == 2
     assert "chat template" in capsys.readouterr().err
+
+
+def test_student_started_from_a_model(distill_assets, tmp_path):
+    """--student MODEL: the student is that model (its architecture and weights), trained on with the teacher."""
+    from transformers import AutoConfig
+
+    a = distill_assets
+    out = tmp_path / "run"
+    args = ["--teacher", str(a.teacher), "--student", str(a.teacher), "--tokenizer", str(a.tok), "--corpus",
+            str(a.corpus), "--output", str(out), "--steps", "2", "train.seq_len=64", "train.micro_batch_size=4",
+            f"data.cache_dir={a.cache}", "log.progress_bar=false", "ds_config=" + str(ROOT / "ds_configs" / "zero0.json")]
+    assert main(["distill", *args]) == 0
+    assert AutoConfig.from_pretrained(str(out / "hf")).hidden_size == AutoConfig.from_pretrained(str(a.teacher)).hidden_size
+    first = train_records(out)[0]
+    assert first["loss_kd"] < 1e-6  # the student starts as the teacher: nothing to learn from it yet
