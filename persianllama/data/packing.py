@@ -76,6 +76,17 @@ def doc_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
 
 
+def val_threshold(val_fraction: float) -> int:
+    """The document-hash bound below which a document is held out for validation."""
+    return int(val_fraction * 2**64)
+
+
+def is_held_out(text: str, val_fraction: float) -> bool:
+    """Whether the packer holds this document out for validation (the same rule as `pack`)."""
+    threshold = val_threshold(val_fraction)
+    return bool(threshold) and doc_hash(text) < threshold
+
+
 def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 65535 else np.dtype(np.uint32)
 
@@ -267,7 +278,7 @@ def pack(corpus, tokenizer, *, block_size: int, cache_dir: str | Path = "runs/ca
     config = {
         "eos_after_doc": [] if ends_with_eos else [int(tokenizer.eos_token_id)],
         "dtype": dtype.str,
-        "threshold": int(val_fraction * 2**64),
+        "threshold": val_threshold(val_fraction),
         "text_column": text_column,
         "txt_document": txt_document,
     }

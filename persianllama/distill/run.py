@@ -15,7 +15,6 @@ teacher's term added to its loss.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from persianllama import config as configlib
+from persianllama.atomic import write_json, write_text
 from persianllama.distill.config import DistillConfig
 from persianllama.errors import UserError
 
@@ -145,7 +145,7 @@ def _uld_loss(cfg: DistillConfig, teacher, student_tok, data):
 
     kd = cfg.kd
     student_pieces, teacher_pieces = align.Pieces.of(student_tok), align.Pieces.of(teacher.tokenizer)
-    sample = [t for t in data.val_texts(limit=16)]
+    sample = data.val_texts(limit=16)
     align.check_round_trip(student_tok, sample, "student")
     align.check_round_trip(teacher.tokenizer, sample, "teacher")
     s_ids, t_ids = align.shared_pieces(student_pieces, teacher_pieces)
@@ -187,7 +187,7 @@ def _uld_loss(cfg: DistillConfig, teacher, student_tok, data):
 # --- the model card and the summary --------------------------------------------------------------------------------
 
 
-def card_for(cfg: DistillConfig, teacher_box: dict):
+def card_for(cfg: DistillConfig):
     from persianllama.train.export import model_card
 
     def card(state: dict, config, precision: str, name: str) -> str:
@@ -255,15 +255,12 @@ def summarize(cfg: DistillConfig, teacher_box: dict) -> dict:
     if teacher is not None and (out / "hf").is_dir():
         tok = AutoTokenizer.from_pretrained(str(out / "hf"))
         if same_vocabulary(tok, teacher.tokenizer):
-            from persianllama.data import PackedData
-
-            texts = PackedData(teacher_box["data_path"]).val_texts(limit=cfg.log.eval_docs) \
-                if teacher_box.get("data_path") else []
+            data = teacher_box.get("data")
+            texts = data.val_texts(limit=cfg.log.eval_docs) if data is not None else []
             student = AutoModelForCausalLM.from_pretrained(str(out / "hf")).to(teacher.device)
             summary["kl_to_teacher"] = held_out_kl(student, teacher, tok, texts, max_length=cfg.train.seq_len,
                                                    device=teacher.device)
-    teacher_box["summary"] = summary
-    (out / "distill_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    write_json(out / "distill_summary.json", summary)
     return summary
 
 
@@ -290,13 +287,13 @@ def run(cfg: DistillConfig, *, on_step=None, local_rank: int | None = None) -> i
         name = "Distillation"
 
     def make(data, tokenizer, device, env):
-        teacher_box["data_path"] = str(data.path)
+        teacher_box["data"] = data
         return loss(data, tokenizer, device, env) if loss else None
 
     from persianllama.distill.teacher import fingerprint
 
-    ext = Extension(name=name, identity={}, settings=kd_settings(cfg) | {"teacher": fingerprint(cfg.teacher)},
-                    make_loss=make, card=card_for(cfg, teacher_box),
+    ext = Extension(name=name, settings=kd_settings(cfg) | {"teacher": fingerprint(cfg.teacher)},
+                    make_loss=make, card=card_for(cfg),
                     describe={"teacher": cfg.teacher.model, "teacher_adapter": cfg.teacher.adapter,
                               "kd": configlib.to_dict(cfg.kd)})
     with contextlib.ExitStack() as cleanup:
@@ -305,7 +302,7 @@ def run(cfg: DistillConfig, *, on_step=None, local_rank: int | None = None) -> i
         summary = summarize(cfg, teacher_box)
         readme = Path(cfg.out_dir) / "hf" / "README.md"
         if summary.get("kl_to_teacher") is not None and readme.is_file():  # measured after the export: added now
-            readme.write_text(_with_kl(readme.read_text(encoding="utf-8"), summary), encoding="utf-8")
+            write_text(readme, _with_kl(readme.read_text(encoding="utf-8"), summary))
     return code
 
 

@@ -16,6 +16,7 @@ import logging
 import time
 from pathlib import Path
 
+from persianllama.atomic import atomic_path, write_json, write_text
 from persianllama.distill.config import DistillConfig
 from persianllama.errors import UserError
 
@@ -23,31 +24,30 @@ log = logging.getLogger("persianllama.distill")
 
 
 def training_documents(cfg: DistillConfig, limit: int) -> list[str]:
-    from persianllama.data.packing import doc_hash
+    from persianllama.data.packing import is_held_out
     from persianllama.data.sources import find_corpus_files, iter_piece, plan_pieces
 
-    threshold = int(cfg.data.val_fraction * 2**64)
     docs: list[str] = []
     for piece in plan_pieces(find_corpus_files(list(cfg.data.corpus)), cfg.data.text_column):
         for texts in iter_piece(piece, text_column=cfg.data.text_column, txt_document=cfg.data.txt_document):
-            docs.extend(t for t in texts if not (threshold and doc_hash(t) < threshold))
+            docs.extend(t for t in texts if not is_held_out(t, cfg.data.val_fraction))
             if len(docs) >= limit:
                 return docs[:limit]
     return docs
 
 
-def generate(teacher, prompts: list[str], *, prompt_tokens: int, new_tokens: int, sample: bool, temperature: float,
-             seed: int, batch_size: int) -> list[str]:
-    """The teacher's continuation of each prompt, decoded with its own tokenizer (prompt included)."""
+def generate(teacher, prompts: list[list[int]], *, new_tokens: int, sample: bool, temperature: float, seed: int,
+             batch_size: int, what: str) -> list[list[int]]:
+    """The teacher's new tokens after each prompt (its own token ids), in batches with left padding."""
     import torch
 
     tok = teacher.tokenizer
     torch.manual_seed(seed)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    texts: list[str] = []
+    written: list[list[int]] = []
     start = time.perf_counter()
     for lo in range(0, len(prompts), batch_size):
-        enc = [tok(p, add_special_tokens=True)["input_ids"][:prompt_tokens] for p in prompts[lo:lo + batch_size]]
+        enc = prompts[lo:lo + batch_size]
         n = max(len(e) for e in enc)
         ids = torch.full((len(enc), n), pad, dtype=torch.long)
         mask = torch.zeros((len(enc), n), dtype=torch.long)
@@ -59,10 +59,14 @@ def generate(teacher, prompts: list[str], *, prompt_tokens: int, new_tokens: int
                                          max_new_tokens=new_tokens, do_sample=sample,
                                          temperature=temperature if sample else None, top_p=None, top_k=None,
                                          pad_token_id=pad)
-        for row in out:
-            texts.append(tok.decode(row, skip_special_tokens=True).strip())
-        log.info("teacher wrote %d/%d texts (%.1f s)", len(texts), len(prompts), time.perf_counter() - start)
-    return texts
+        written += [row[n:].tolist() for row in out]
+        log.info("teacher %s %d/%d (%.1f s)", what, len(written), len(prompts), time.perf_counter() - start)
+    return written
+
+
+def _reusable(meta_file: Path, key: dict) -> bool:
+    """Whether the teacher's output described by `meta_file` was written for exactly these settings."""
+    return meta_file.is_file() and json.loads(meta_file.read_text(encoding="utf-8")).get("key") == key
 
 
 def teacher_corpus(cfg: DistillConfig, teacher_box: dict) -> DistillConfig:
@@ -78,23 +82,23 @@ def teacher_corpus(cfg: DistillConfig, teacher_box: dict) -> DistillConfig:
     key = {"teacher": fingerprint(cfg.teacher), "prompts": cfg.kd.sequence_prompts,
            "prompt_tokens": cfg.kd.sequence_prompt_tokens, "new_tokens": cfg.kd.sequence_new_tokens,
            "sample": cfg.kd.sequence_sample, "temperature": cfg.kd.temperature, "corpus": list(cfg.data.corpus)}
-    found = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else None
-    if found is None or found.get("key") != key:
+    if not _reusable(meta_file, key):
         docs = training_documents(cfg, cfg.kd.sequence_prompts)
         if not docs:
             raise UserError(f"kd.mode=sequence: no training documents in {', '.join(cfg.data.corpus)} to prompt "
                             "the teacher with")
         teacher = load_teacher(cfg.teacher, device_type())
         teacher_box["teacher"] = teacher
-        texts = generate(teacher, docs, prompt_tokens=cfg.kd.sequence_prompt_tokens,
-                         new_tokens=cfg.kd.sequence_new_tokens, sample=cfg.kd.sequence_sample,
-                         temperature=cfg.kd.temperature, seed=cfg.train.seed, batch_size=cfg.teacher.batch_size)
+        tok = teacher.tokenizer
+        prompts = [tok(d, add_special_tokens=True)["input_ids"][:cfg.kd.sequence_prompt_tokens] for d in docs]
+        new = generate(teacher, prompts, new_tokens=cfg.kd.sequence_new_tokens, sample=cfg.kd.sequence_sample,
+                       temperature=cfg.kd.temperature, seed=cfg.train.seed, batch_size=cfg.teacher.batch_size,
+                       what="wrote")
+        texts = [tok.decode(p + w, skip_special_tokens=True).strip() for p, w in zip(prompts, new)]
         texts = [t for t in texts if t]
-        (root / "data").mkdir(parents=True, exist_ok=True)
-        tmp = root / "data" / "teacher.parquet.tmp"
-        pq.write_table(pa.table({"text": texts, "id": [f"teacher-{i}" for i in range(len(texts))]}), tmp)
-        tmp.replace(root / "data" / "teacher.parquet")
-        meta_file.write_text(json.dumps({"key": key, "texts": len(texts)}, indent=2) + "\n", encoding="utf-8")
+        with atomic_path(root / "data" / "teacher.parquet") as tmp:
+            pq.write_table(pa.table({"text": texts, "id": [f"teacher-{i}" for i in range(len(texts))]}), tmp)
+        write_json(meta_file, {"key": key, "texts": len(texts)})
         log.info("teacher corpus: %d texts in %s", len(texts), root)
     corpus = [str(root)] + (list(cfg.data.corpus) if cfg.kd.sequence_keep_corpus else [])
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, corpus=corpus))
@@ -107,8 +111,6 @@ def teacher_answers(cfg: DistillConfig, teacher_box: dict) -> Path:
     """OUT/teacher_answers.jsonl: every conversation of kd.instructions up to its last user turn, answered by the
     teacher through its own chat template (greedy unless kd.sequence_sample). Reused when it exists for the
     same teacher and settings."""
-    import torch
-
     from persianllama.distill.teacher import fingerprint, load_teacher
     from persianllama.run.device import device_type
     from persianllama.sft.data import read_conversations
@@ -117,9 +119,8 @@ def teacher_answers(cfg: DistillConfig, teacher_box: dict) -> Path:
     answers = out / "teacher_answers.jsonl"
     meta_file = out / "teacher_answers.json"
     key = {"teacher": fingerprint(cfg.teacher), "data": list(cfg.kd.instructions), "prompts": cfg.kd.sequence_prompts,
-           "new_tokens":
-           cfg.kd.sequence_new_tokens, "sample": cfg.kd.sequence_sample, "temperature": cfg.kd.temperature}
-    if answers.is_file() and meta_file.is_file() and json.loads(meta_file.read_text(encoding="utf-8")).get("key") == key:
+           "new_tokens": cfg.kd.sequence_new_tokens, "sample": cfg.kd.sequence_sample, "temperature": cfg.kd.temperature}
+    if answers.is_file() and _reusable(meta_file, key):
         log.info("teacher answers found: %s", answers)
         return answers
     convs, report = read_conversations(list(cfg.kd.instructions), normalize=True)
@@ -131,31 +132,24 @@ def teacher_answers(cfg: DistillConfig, teacher_box: dict) -> Path:
         raise UserError(f"kd.instructions: the teacher's tokenizer ({teacher.info['tokenizer']}) has no chat template, "
                         "so it cannot be asked questions the way it was tuned; use an instruction-tuned teacher (an "
                         "SFT adapter: --teacher BASE --teacher-adapter runs/sft/adapter)")
-    torch.manual_seed(cfg.train.seed)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    out.mkdir(parents=True, exist_ok=True)
-    rows, start = [], time.perf_counter()
-    for n, conv in enumerate(convs):
+    questions = []
+    for conv in convs:  # each conversation up to its last user turn
         last_user = max(i for i, m in enumerate(conv.messages) if m["role"] == "user")
-        prompt = conv.messages[:last_user + 1]
-        ids = tok.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        with torch.no_grad():
-            gen = teacher.model.generate(**{k: v.to(teacher.device) for k, v in ids.items()},
-                                         max_new_tokens=cfg.kd.sequence_new_tokens, do_sample=cfg.kd.sequence_sample,
-                                         temperature=cfg.kd.temperature if cfg.kd.sequence_sample else None,
-                                         top_p=None, top_k=None, pad_token_id=pad)
-        answer = tok.decode(gen[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        questions.append(conv.messages[:last_user + 1])
+    prompts = [list(tok.apply_chat_template(q, add_generation_prompt=True, tokenize=True, return_dict=True)
+                    ["input_ids"]) for q in questions]
+    new = generate(teacher, prompts, new_tokens=cfg.kd.sequence_new_tokens, sample=cfg.kd.sequence_sample,
+                   temperature=cfg.kd.temperature, seed=cfg.train.seed, batch_size=cfg.teacher.batch_size,
+                   what="answered")
+    rows = []
+    for conv, question, tokens in zip(convs, questions, new):
+        answer = tok.decode(tokens, skip_special_tokens=True).strip()
         if answer:
-            rows.append({"messages": [*prompt, {"role": "assistant", "content": answer}], "source": conv.source})
-        if (n + 1) % 50 == 0 or n + 1 == len(convs):
-            log.info("teacher answered %d/%d prompts (%.1f s)", n + 1, len(convs), time.perf_counter() - start)
+            rows.append({"messages": [*question, {"role": "assistant", "content": answer}], "source": conv.source})
     if not rows:
         raise UserError("kd.instructions: the teacher gave an empty answer to every prompt")
-    tmp = answers.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(answers)
-    meta_file.write_text(json.dumps({"key": key, "answers": len(rows), "read": report.to_dict()}, indent=2,
-                                    ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(answers, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_json(meta_file, {"key": key, "answers": len(rows), "read": report.to_dict()})
     return answers
 
 

@@ -60,9 +60,12 @@ def load_teacher(cfg: TeacherConfig, device: str) -> Teacher:
 
 
 def _files_signature(folder: str | None) -> list:
+    """Each file's name, size and time (the corpus cache's rule: no full read of a multi-GB model)."""
+    from persianllama.data.sources import corpus_fingerprint
+
     if not folder or not Path(folder).is_dir():
         return [folder]
-    return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(Path(folder).iterdir()) if p.is_file()]
+    return corpus_fingerprint(sorted(p for p in Path(folder).iterdir() if p.is_file()))
 
 
 def fingerprint(cfg: TeacherConfig) -> str:

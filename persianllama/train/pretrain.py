@@ -78,8 +78,6 @@ class Extension:
 
     name: str
     """Shown in the log, the loss-curve title and the run description (``track``)."""
-    identity: dict = field(default_factory=dict)
-    """More of what the saved weights depend on (a checkpoint with other values is refused on resume)."""
     settings: dict = field(default_factory=dict)
     """More settings a resumed run may change (each change is listed in one warning)."""
     make_loss: Callable | None = None
@@ -126,10 +124,6 @@ def identity(hf_config, tokenizer) -> dict:
             "tokenizer": tokenizer_fingerprint(tokenizer)}
 
 
-def run_identity(hf_config, tokenizer, extension: Extension | None) -> dict:
-    return identity(hf_config, tokenizer) | (extension.identity if extension else {})
-
-
 def run_settings(cfg: PretrainConfig, extension: Extension | None) -> dict:
     return changeable(cfg) | (extension.settings if extension else {})
 
@@ -159,7 +153,8 @@ def packed_data(cfg: PretrainConfig, tokenizer, env: DistEnv) -> PackedData:
 
 
 def run_description(cfg: PretrainConfig, env: DistEnv, *, stage: int, precision: str, batch,
-                    hf_config, params: dict, data: PackedData, ds_path: Path, tokenizer) -> dict:
+                    hf_config, params: dict, data: PackedData, ds_path: Path, tokenizer,
+                    extension: Extension | None = None) -> dict:
     """What every checkpoint records besides the step: for resume checks, `export` and the model card."""
     out_dir = Path(cfg.out_dir)
     return {
@@ -174,8 +169,8 @@ def run_description(cfg: PretrainConfig, env: DistEnv, *, stage: int, precision:
         "tokenizer_source": str(Path(cfg.tokenizer).resolve()),
         "ds_config": str(ds_path),
         "identity": identity(hf_config, tokenizer),
-        "settings": changeable(cfg),
-    }
+        "settings": run_settings(cfg, extension),
+    } | ({"track": extension.name, **extension.describe} if extension else {})
 
 
 def signal_test_hook(rank: int):
@@ -236,7 +231,7 @@ def run_config(cfg: PretrainConfig, cleanup: contextlib.ExitStack, *, on_step=No
     resume = choose_resume(cfg.checkpoint.resume, out_dir / "checkpoints", cfg.checkpoint.verify, env.rank)
     if resume is not None:
         check_stage(resume[0], resume[1], world_size=env.world_size, zero_stage=stage)
-        check_compatible(resume[0], resume[1], identity=run_identity(hf_config, tokenizer, extension),
+        check_compatible(resume[0], resume[1], identity=identity(hf_config, tokenizer),
                          settings=run_settings(cfg, extension),
                          hint="resume with the model and tokenizer it was written with, or choose another out_dir")
     resume_from = resume[0] if resume else None
@@ -272,10 +267,7 @@ def run_config(cfg: PretrainConfig, cleanup: contextlib.ExitStack, *, on_step=No
         (out_dir / "config.yaml").write_text(yaml.safe_dump(configlib.to_dict(cfg), sort_keys=False, allow_unicode=True))
         (out_dir / "ds_config.json").write_text(json.dumps(ds_cfg, indent=2) + "\n")
     extra = run_description(cfg, env, stage=stage, precision=precision, batch=batch, hf_config=hf_config,
-                            params=params, data=data, ds_path=ds_path, tokenizer=tokenizer)
-    if extension is not None:
-        extra |= {"track": extension.name, "identity": run_identity(hf_config, tokenizer, extension),
-                  "settings": run_settings(cfg, extension), **extension.describe}
+                            params=params, data=data, ds_path=ds_path, tokenizer=tokenizer, extension=extension)
     checkpoints = Checkpoints(out_dir / "checkpoints", rank=env.rank, world_size=env.world_size,
                               keep_last=cfg.checkpoint.keep_last)
     state = TrainState(extra=extra)
