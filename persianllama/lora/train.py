@@ -93,24 +93,30 @@ def run(cfg: LoraConfig) -> dict:
         return _run(cfg)
 
 
-def prepare_run(cfg: LoraConfig, *, require_corpus: bool = True, show_plan: bool = True):
-    """Steps 1 of every adapter run (this track, SFT): resolve and refuse without loading weights, then the
-    memory plan (printed unless `show_plan` is False, e.g. for the many small runs of one experiment; always saved
-    to out_dir/memory_plan.json and enforced when asked)."""
+def prepare_run(cfg: LoraConfig, *, require_corpus: bool = True, show_plan: bool = True,
+                sequences_per_sample: int = 1):
+    """Steps 1 of every adapter run (this track, SFT, DPO, w2s): resolve and refuse without loading weights, then
+    the memory plan (printed unless `show_plan` is False, e.g. for the many small runs of one experiment; always
+    saved to out_dir/memory_plan.json and enforced when asked). `sequences_per_sample`: sequences each sample puts
+    in a micro-batch (DPO: 2, its chosen and rejected replies run together)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from dataclasses import replace
+
     from persianllama.lora import preflight as checks
     from persianllama.lora.plan import GIB, estimate, format_plan
 
     setup = checks.preflight(cfg, require_corpus=require_corpus)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    plan = estimate(checks.plan_inputs(setup))
+    sequences = sequences_per_sample * setup.batch.micro
+    plan = estimate(replace(checks.plan_inputs(setup), micro_batch=sequences))
     log.log(logging.INFO if show_plan else logging.DEBUG, "%s", format_plan(plan))
     write_json(out / "memory_plan.json", plan.to_dict())
     if cfg.plan.enforce and setup.device == "cuda" and not plan.fits:
-        raise UserError(f"the memory plan predicts {plan.total / GIB:.1f} GiB, more than the "
-                        f"{plan.inputs.device_memory / GIB:.0f} GiB of {plan.inputs.device_name}; lower "
-                        "train.micro_batch_size, enable gradient checkpointing or use 4-bit (or plan.enforce=false)")
+        raise UserError(f"the memory plan predicts {plan.total / GIB:.1f} GiB for {sequences} sequences per "
+                        f"micro-batch, more than the {plan.inputs.device_memory / GIB:.0f} GiB of "
+                        f"{plan.inputs.device_name}; lower train.micro_batch_size or train.seq_len, enable gradient "
+                        "checkpointing or use 4-bit (or plan.enforce=false)")
     for note in setup.notes:
         log.info("%s", note)
     return setup, plan

@@ -34,7 +34,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from persianllama.atomic import write_json
@@ -42,10 +42,10 @@ from persianllama.config import to_dict
 from persianllama.errors import UserError
 from persianllama.run.lock import RunLock
 from persianllama.sft.dpo_config import DpoConfig
+from persianllama.sft.packing import IGNORE
 
 log = logging.getLogger("persianllama.dpo")
 
-IGNORE = -100
 CACHE = "reference_logps.safetensors"
 
 
@@ -155,7 +155,7 @@ def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, *, beta: 
     return losses, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
 
 
-def pair_stats(losses, chosen_rewards, rejected_rewards, policy_chosen, policy_rejected) -> dict[str, float]:
+def pair_stats(chosen_rewards, rejected_rewards, policy_chosen, policy_rejected) -> dict[str, float]:
     """The numbers a train record and a validation report (means over the pairs)."""
     return {"reward_accuracy": float((chosen_rewards > rejected_rewards).float().mean()),
             "reward_margin": float((chosen_rewards - rejected_rewards).mean()),
@@ -315,7 +315,7 @@ def score(net, setup, pairs: list[PairTokens], ref: Reference, name: str, *, ste
     n_bytes = sum(len(p.chosen_text.encode("utf-8")) for p in pairs)
     n_words = sum(count_words(p.chosen_text) for p in pairs)
     rec = eval_record(step, nll, n_bytes, n_tok, n_words, len(pairs), time.perf_counter() - t0)
-    rec = {**rec, "loss": float(losses.mean()), "chosen_loss": rec["loss"], **pair_stats(losses, cr, rj, pc, pr)}
+    rec = {**rec, "loss": float(losses.mean()), "chosen_loss": rec["loss"], **pair_stats(cr, rj, pc, pr)}
     log.info("step %d: held-out pairs: reward accuracy %.3f | margin %.4f | DPO loss %.4f (%d pairs)", step,
              rec["reward_accuracy"], rec["reward_margin"], rec["loss"], len(pairs))
     return rec
@@ -363,23 +363,6 @@ def run(cfg: DpoConfig) -> dict:
         return _run(cfg)
 
 
-def _memory_plan(setup, plan):
-    """The plan again for 2 x micro_batch_size sequences (a micro-batch holds each pair's chosen and rejected)."""
-    from persianllama.lora import preflight as checks
-    from persianllama.lora.plan import GIB, estimate, format_plan
-
-    cfg = setup.cfg
-    plan = estimate(replace(checks.plan_inputs(setup), micro_batch=2 * setup.batch.micro))
-    log.info("DPO runs chosen and rejected together; %s", format_plan(plan))
-    write_json(Path(cfg.out_dir) / "memory_plan.json", plan.to_dict())
-    if cfg.plan.enforce and setup.device == "cuda" and not plan.fits:
-        raise UserError(f"the memory plan predicts {plan.total / GIB:.1f} GiB for {2 * setup.batch.micro} sequences "
-                        f"per micro-batch, more than the {plan.inputs.device_memory / GIB:.0f} GiB of "
-                        f"{plan.inputs.device_name}; lower train.micro_batch_size or train.seq_len (or "
-                        "plan.enforce=false)")
-    return plan
-
-
 def _run(cfg: DpoConfig) -> dict:
     from persianllama.data.packed import BlockOrder
     from persianllama.lora.export import export
@@ -391,8 +374,7 @@ def _run(cfg: DpoConfig) -> dict:
         raise UserError("no preference data: pass --data FILE_OR_HUB_ID (or data.files=[...]) of {prompt, chosen, "
                         "rejected} records")
     # 1. resolve and refuse, the memory plan
-    setup, plan = prepare_run(cfg, require_corpus=False)
-    plan = _memory_plan(setup, plan)
+    setup, plan = prepare_run(cfg, require_corpus=False, sequences_per_sample=2)  # chosen + rejected together
     tok = setup.tok
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token  # padding is masked out of attention and loss
@@ -450,7 +432,7 @@ def _run(cfg: DpoConfig) -> dict:
         pc, pr = forward_logps(net, inputs)
         rc, rr = (t.to(pc.device) for t in ref.get("train", inputs["pair_index"]))
         losses, cr, rj = dpo_loss(pc, pr, rc, rr, beta=cfg.dpo.beta, label_smoothing=cfg.dpo.label_smoothing)
-        return losses.mean(), pair_stats(losses, cr, rj, pc, pr)
+        return losses.mean(), pair_stats(cr, rj, pc, pr)
 
     # 4. train the adapter
     summary = train_adapter(

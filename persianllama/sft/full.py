@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import sys
@@ -50,7 +49,6 @@ def run_full(cfg: SftConfig, *, cleanup: contextlib.ExitStack | None = None, loc
 def _run(cfg: SftConfig, cleanup: contextlib.ExitStack, local_rank: int | None) -> dict:
     from persianllama import hub
     from persianllama.data.packed import BlockOrder
-    from persianllama.run import checkpoint as ckpt
     from persianllama.run.batch import batch_arithmetic
     from persianllama.run.device import choose_precision, device_name, device_type, free_cores
     from persianllama.run.dist import dist_env
@@ -110,14 +108,9 @@ def _run(cfg: SftConfig, cleanup: contextlib.ExitStack, local_rank: int | None) 
     stage = zero_stage(ds_cfg)
     out = Path(cfg.out_dir)
     cleanup.enter_context(RunLock(out, active=env.rank == 0))
-    resume = None
-    if cfg.checkpoint.resume == "auto":
-        resume = ckpt.find_resumable(out / "checkpoints", verify_mode=cfg.checkpoint.verify, set_aside=env.rank == 0)
-    elif cfg.checkpoint.resume != "none":
-        resume = ckpt.resolve_checkpoint(cfg.checkpoint.resume, verify_mode=cfg.checkpoint.verify)
-    elif any(ok for _, _, ok in ckpt.list_checkpoints(out / "checkpoints")):
-        raise UserError(f"{out / 'checkpoints'} already holds checkpoints; use checkpoint.resume=auto to continue, "
-                        "or choose another out_dir")
+    from persianllama.train.pretrain import choose_resume
+
+    resume = choose_resume(cfg.checkpoint.resume, out / "checkpoints", cfg.checkpoint.verify, env.rank)
     if resume is not None:
         check_stage(resume[0], resume[1], world_size=env.world_size, zero_stage=stage)
         check_compatible(resume[0], resume[1], identity=identity(hf_config, tok), settings=changeable(cfg))
@@ -208,12 +201,14 @@ def _run(cfg: SftConfig, cleanup: contextlib.ExitStack, local_rank: int | None) 
         from persianllama.train.export import export
 
         export(out, out / "hf", overwrite=True, card=functools.partial(sft_card, cfg=cfg))
-    from persianllama.run.metrics import read_metrics
+    if env.rank == 0:  # one writer of the summary, as of the export
+        from persianllama.atomic import write_json
+        from persianllama.run.metrics import read_metrics
 
-    train_records, _ = read_metrics(out / "metrics.jsonl")
-    if train_records:
-        summary["last_loss"] = train_records[max(train_records)]["loss"]
-    (out / "sft_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        train_records, _ = read_metrics(out / "metrics.jsonl")
+        if train_records:
+            summary["last_loss"] = train_records[max(train_records)]["loss"]
+        write_json(out / "sft_summary.json", summary)
     return summary
 
 
