@@ -71,7 +71,8 @@ class Library:
         return self._runs
 
     def run(self, run_id: str) -> runlib.Run:
-        run = self.runs().get(run_id)
+        # the last scan first: a page polling one run's metrics must not rescan every folder each time
+        run = self._runs.get(run_id) or self.runs(fresh=True).get(run_id)
         if run is None:
             raise runlib.Refused(404, f"no run {run_id!r}; GET /api/runs lists them")
         return run

@@ -98,14 +98,14 @@ def _main(args: argparse.Namespace) -> int:
     import uvicorn
 
     from persianllama.eval.loading import pick_device
-    from persianllama.serve.app import create_app
+    from persianllama.serve.app import LOOPBACK, create_app
 
     device = pick_device(cfg.device or None)
     sock = bind(cfg.host, cfg.port)
     port = sock.getsockname()[1]
     app = create_app(cfg, roots, specs, device)
     shown = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
-    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+    if cfg.host not in LOOPBACK:
         log.warning("listening on %s: anyone who can reach this machine can use the models and read the runs", cfg.host)
     n_runs = len(app.app.state.library.runs())
     n_models = len(app.app.state.pool.specs())
