@@ -11,7 +11,11 @@ from persianllama.config import describe
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
-LEGACY_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+def _precision_name(dtype: str) -> str:
+    """fp32/bf16/fp16 for a torch dtype name too (float32, bfloat16, float16: accepted as before)."""
+    from persianllama.run.device import TORCH_DTYPES
+
+    return {v: k for k, v in TORCH_DTYPES.items()}.get(dtype, dtype)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -142,7 +146,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "batch_size": integer(args.batch_size, "--batch-size"),
         "max_length": integer(args.max_length, "--max-length"),
         "device": args.device,
-        "dtype": LEGACY_DTYPES.get(args.dtype, args.dtype),
+        "dtype": _precision_name(args.dtype),
         "apply_chat_template": args.apply_chat_template,
         "system_prompt": args.system_prompt,
     }

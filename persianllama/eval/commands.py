@@ -17,8 +17,7 @@ import shlex
 from pathlib import Path
 
 from persianllama.eval.config import EvalConfig
-
-LM_EVAL_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+from persianllama.run.device import TORCH_DTYPES
 
 
 def _abs(path: str | None) -> str | None:
@@ -41,7 +40,7 @@ def _model_args(config: EvalConfig, bpb: bool) -> str:
     if config.load_in_8bit:
         args.append("load_in_8bit=True")
     if config.dtype != "auto":
-        args.append(f"dtype={LM_EVAL_DTYPES[config.dtype]}")
+        args.append(f"dtype={TORCH_DTYPES[config.dtype]}")
     if config.max_length:
         args.append(f"max_length={config.max_length}")
     if bpb:
