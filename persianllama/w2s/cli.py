@@ -39,16 +39,16 @@ def load_config(args: argparse.Namespace):
     from persianllama import config as cfg
     from persianllama.w2s.config import W2sConfig
 
-    recipe = cfg.read_recipe(args.config) if args.config else {}
     flags = cfg.flags_to_settings({"task": args.task, "data_dir": args.data_dir, "weak.base": args.weak,
                                    "strong.base": args.strong, "out_dir": args.output})
-    return cfg.from_dict(W2sConfig, cfg.merge(cfg.merge(recipe, flags), cfg.parse_overrides(args.overrides)))
+    return cfg.load(W2sConfig, args.config, args.overrides, **flags)
 
 
 def run_w2s(args: argparse.Namespace) -> int:
     from persianllama.w2s.train import run
 
-    rep = run(load_config(args))
+    config = load_config(args)
+    rep = run(config)
     if rep.get("exit_code"):
         return int(rep["exit_code"])
 
@@ -60,5 +60,5 @@ def run_w2s(args: argparse.Namespace) -> int:
 
     print(f"w2s {rep['task']} ({rep['runs']} runs): weak {pct('weak')} | strong ceiling {pct('strong_ceiling')} | "
           f"w2s CE {pct('w2s_ce')} | w2s confidence {pct('w2s_aux')} | PGR CE {ratio(rep['pgr_ce'])}, confidence "
-          f"{ratio(rep['pgr_aux'])} -> {args.output}/report.md")
+          f"{ratio(rep['pgr_aux'])} -> {config.out_dir}/report.md")
     return 0

@@ -10,14 +10,11 @@ are pooled (same labels and label words).
 
 from __future__ import annotations
 
-import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from persianllama.errors import UserError
-
-log = logging.getLogger("persianllama.w2s")
 
 TASKS: dict[str, tuple[str, ...]] = {
     "parsinlu_sentiment": ("parsinlu_sentiment_food", "parsinlu_sentiment_movie"),
@@ -180,7 +177,7 @@ def collate(enc: Encoded, index, pad: int, mode: str) -> tuple[dict, int]:
         mask[r, : len(s)] = 1
         if start is not None:
             labels[r, start: len(s)] = torch.tensor(s[start:])
-    batch = {"input_ids": ids, "attention_mask": mask, "row_index": torch.tensor(index, dtype=torch.long)}
+    batch = {"input_ids": ids, "attention_mask": mask}
     if mode == "last_token":
         batch["last"] = mask.sum(dim=1) - 1
         batch["choice_ids"] = torch.tensor([w[0] for w in enc.choices], dtype=torch.long)

@@ -15,7 +15,7 @@ performance gap recovered PGR = (w2s - weak) / (strong_ceiling - weak).
 Every model trains through the shared adapter loop (`persianllama.lora.train.prepare_run` / `train_adapter`,
 with a `loss_fn` on class scores; see `persianllama.w2s.score` for why label words and not a new head), so each
 run folder ``run<k>/<model>/`` is an ordinary LoRA run: adapter/, checkpoints/, metrics.jsonl, loss_curve.png.
-A finished model writes ``result.json`` (its accuracies; the weak model also ``soft_labels.json``) and is skipped
+A finished model writes ``result.json`` (its accuracies; the weak model's also holds its soft labels for half B) and is skipped
 when the experiment is run again; an interrupted one resumes from its checkpoint.
 """
 
@@ -37,8 +37,6 @@ from persianllama.w2s.data import Row, TaskData, collate, encode, load_task, pad
 
 log = logging.getLogger("persianllama.w2s")
 
-MODELS = ("weak", "strong_ceiling", "w2s_ce", "w2s_aux")
-"""The four models of a run, in training order (the names of report.json's keys)."""
 SETTINGS = "w2s_config.json"
 # Settings a continued experiment may change: they do not change what any finished model learned.
 CHANGEABLE = ("out_dir", "runs", "min_gap", "eval_batch_size", "log", "checkpoint")
@@ -196,16 +194,18 @@ def train_model(cfg: W2sConfig, sub, task: TaskData, name: str, rows: list[Row],
     log.info("%s: %d rows, %d steps of %d, scoring %s%s", name, len(rows), total, b.global_batch, mode,
              f" ({enc.truncated} prompts cut to train.seq_len)" if enc.truncated else "")
 
+    now = {"step": 0}  # optimizer steps done before this micro-batch's (the loop asks for its batch, then its loss)
+
     def micro_batches(samples: int, micro: int):
         index = order.micro_batch(samples, micro, 0, b.micro, 1)
         batch, n_tokens = collate(enc, index, pad, mode)
         batch["targets"] = targets[torch.as_tensor(index, dtype=torch.long)]
-        batch["step"] = torch.tensor(samples // b.global_batch)  # optimizer steps done before this one
+        now["step"] = samples // b.global_batch
         return batch, n_tokens
 
     def loss_fn(net, inputs):
         goal = inputs.pop("targets")
-        step = int(inputs.pop("step"))
+        step = now["step"]
         z = class_logits(net, inputs, mode, n_classes)
         extras = {"agree_target": float((z.argmax(1) == goal.argmax(1)).float().mean())}
         if kind == "aux":
@@ -306,7 +306,6 @@ def _run(cfg: W2sConfig, task: TaskData, models: dict[str, Model], out: Path) ->
         res["weak"] = train_model(cfg, sub("weak", "weak"), task, "weak", half_a, one_hot(half_a, n_classes),
                                   kind="ce", predict_sets={"test": test, "half_b": half_b})
         weak_labels = res["weak"]["soft_labels"]
-        res["weak"]["half_b_label_accuracy"] = res["weak"]["half_b_accuracy"]
         res["strong_ceiling"] = train_model(cfg, sub("strong", "strong_ceiling"), task, "strong_ceiling", half_b,
                                             one_hot(half_b, n_classes), kind="ce", predict_sets={"test": test})
         res["w2s_ce"] = train_model(cfg, sub("strong", "w2s_ce"), task, "w2s_ce", half_b, weak_labels, kind="ce",

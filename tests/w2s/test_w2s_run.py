@@ -92,8 +92,12 @@ def test_w2s_end_to_end_on_the_bundled_sentiment(w2s_assets, tmp_path, capsys):
     assert coefs == pytest.approx([0.0, 0.25, 0.5, 0.5])
     assert (out / "report.png").stat().st_size > 1000 and "PGR" in (out / "report.md").read_text(encoding="utf-8")
     assert "w2s parsinlu_sentiment (1 runs)" in capsys.readouterr().out
-    # a second call finds every model finished and writes the same report
+    # a second call finds every model finished (none trains again: its metrics stay as they were) and writes the
+    # same report
+    logs = {p: p.read_bytes() for p in (out / "run0").glob("*/metrics.jsonl")}
+    assert len(logs) == 4
     assert main(argv) == 0
+    assert all(p.read_bytes() == before for p, before in logs.items())
     again = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert all(again[m] == rep[m] for m in ("weak", "strong_ceiling", "w2s_ce", "w2s_aux"))
     assert not math.isnan(again["gap"])
